@@ -1,0 +1,44 @@
+# Compagnon: every target sets itself up on a fresh machine (Python 3.11, pip, no network but the registries).
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DO_NOT_TRACK := 1
+export SCARF_NO_ANALYTICS := 1
+export ANONYMIZED_TELEMETRY := False
+export UNSTRUCTURED_DISABLE_NOTICE := 1
+export COMPAGNON_DATA_DIR ?= data
+export COMPAGNON_TEST_POSTGRES_URL ?= postgresql+psycopg://root@127.0.0.1:5432/postgres
+
+.PHONY: install run test lint bench eval clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: pip takes the CPU build lying on this machine's disk, not a CUDA one.
+	$(VENV)/bin/pip install --quiet torch==2.13.0
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/compagnon demo
+	$(VENV)/bin/compagnon serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check capture retrieval api prompts tests
+	$(VENV)/bin/ruff format --check capture retrieval api prompts tests
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m retrieval.benchmark
+
+eval: install
+	$(PY) -m retrieval.evaluation
+
+clean:
+	rm -rf $(VENV) data .reports .cache

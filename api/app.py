@@ -1,0 +1,76 @@
+"""The composition root: ``create_app(settings, services)`` builds the FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import ErrorCode, error_response, install_error_handlers
+from api.routes import health, notes, search
+from api.services import Services
+from api.settings import ApiSettings
+
+
+class BodySizeLimit:
+    """Refuses a request body larger than the limit while it streams in (413), whatever Content-Length says."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count body bytes as they arrive."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(ErrorCode.DOCUMENT_TOO_LARGE, f"the request body is over {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    """Raised from inside ``receive`` to stop reading an oversized body."""
+
+
+def create_app(settings: ApiSettings, services: Services) -> FastAPI:
+    """The HTTP application over already-built services."""
+    app = FastAPI(
+        title="Compagnon",
+        summary="Peer-learning notes turned into searchable best practices, and the colleague who knows.",
+        version="0.1.0",
+    )
+    app.state.settings = settings
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(notes.router)
+    app.include_router(search.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    # Multipart framing adds a little to the file itself.
+    app.add_middleware(BodySizeLimit, limit=services.capture.max_upload_bytes + 256 * 1024)
+    return app

@@ -1,0 +1,96 @@
+"""One error shape for the whole API: ``{"error_code", "detail"}`` with a status from ``ErrorCode``."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from capture.errors import CaptureError
+from retrieval.errors import RetrievalError
+
+
+class ErrorCode(Enum):
+    """Stable error codes and the HTTP status each maps to."""
+
+    UNSUPPORTED_FORMAT = ("unsupported_format", 415)
+    EMPTY_DOCUMENT = ("empty_document", 422)
+    CORRUPT_DOCUMENT = ("corrupt_document", 422)
+    DOCUMENT_TOO_LARGE = ("document_too_large", 413)
+    INVALID_METADATA = ("invalid_metadata", 422)
+    INVALID_REQUEST = ("invalid_request", 422)
+    INVALID_QUERY = ("invalid_query", 422)
+    NOTE_NOT_FOUND = ("note_not_found", 404)
+    NOT_FOUND = ("not_found", 404)
+    METHOD_NOT_ALLOWED = ("method_not_allowed", 405)
+    UNAUTHORIZED = ("unauthorized", 401)
+    FORBIDDEN = ("forbidden", 403)
+    EMBEDDER_UNAVAILABLE = ("embedder_unavailable", 503)
+    STORE_UNAVAILABLE = ("store_unavailable", 503)
+    INTERNAL = ("internal_error", 500)
+
+    @property
+    def code(self) -> str:
+        """The stable string clients match on."""
+        return self.value[0]
+
+    @property
+    def status(self) -> int:
+        """The HTTP status."""
+        return self.value[1]
+
+    @classmethod
+    def from_code(cls, code: str) -> ErrorCode:
+        """The member for a domain error's code (internal error when unknown)."""
+        for member in cls:
+            if member.code == code:
+                return member
+        return cls.INTERNAL
+
+
+class ApiError(Exception):
+    """An error raised by the API layer itself (authentication, permissions)."""
+
+    def __init__(self, error: ErrorCode, detail: str) -> None:
+        super().__init__(detail)
+        self.error = error
+        self.detail = detail
+
+
+def error_response(error: ErrorCode, detail: str) -> JSONResponse:
+    """The JSON response for an error."""
+    headers = {"WWW-Authenticate": "Bearer"} if error is ErrorCode.UNAUTHORIZED else None
+    return JSONResponse({"error_code": error.code, "detail": detail}, status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain errors, validation errors and HTTP errors to the one error shape."""
+
+    async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, CaptureError | RetrievalError)
+        return error_response(ErrorCode.from_code(exc.code), exc.detail)
+
+    async def api_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.error, exc.detail)
+
+    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        return error_response(ErrorCode.INVALID_REQUEST, problems)
+
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(exc.status_code, ErrorCode.INTERNAL)
+        return error_response(error, str(exc.detail))
+
+    app.add_exception_handler(CaptureError, domain_error)
+    app.add_exception_handler(RetrievalError, domain_error)
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,0 +1,1 @@
+"""Turns uploads into knowledge: sniffing, parsing, chunking and ingestion of session notes."""

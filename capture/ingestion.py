@@ -1,0 +1,265 @@
+"""Ingestion: from an upload (file bytes or pasted text) and its metadata to a stored, searchable note."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from capture.chunking import chunk_blocks
+from capture.errors import CaptureError, DocumentTooLarge, EmptyDocument, InvalidMetadata
+from capture.language import LANGUAGES, MIXED, detect_note_language
+from capture.parsing import parse_document, parse_lines
+from capture.settings import CaptureSettings
+from capture.sniffing import sniff
+from retrieval.access import VISIBILITIES
+from retrieval.errors import RetrievalError
+from retrieval.knowledge import KnowledgeBase
+from retrieval.notes import NOTE_KINDS, ROLES, NoteDraft, Participant, SaveResult
+
+DEFAULT_VISIBILITY = {"mentoring": "private", "circle": "community", "pair": "public", "other": "community"}
+
+
+@dataclass(frozen=True)
+class NoteMetadata:
+    """What the facilitator says about a session; checked by ``validated``."""
+
+    kind: str
+    community: str
+    session_date: dt.date
+    title: str | None = None
+    participants: tuple[Participant, ...] = ()
+    visibility: str | None = None
+    language: str | None = None
+    external_id: str | None = None
+
+    def validated(self) -> NoteMetadata:
+        """The metadata with defaults filled in, or ``InvalidMetadata`` saying what is wrong."""
+        if self.kind not in NOTE_KINDS:
+            raise InvalidMetadata(f"kind must be one of {', '.join(NOTE_KINDS)}, not {self.kind!r}")
+        community = self.community.strip()
+        if not community or len(community) > 100:
+            raise InvalidMetadata("community must be a name of 1 to 100 characters")
+        visibility = self.visibility or DEFAULT_VISIBILITY[self.kind]
+        if visibility not in VISIBILITIES:
+            raise InvalidMetadata(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
+        if self.language is not None and self.language not in (*LANGUAGES, MIXED):
+            raise InvalidMetadata(f"language must be fr, en or mixed, not {self.language!r}")
+        seen: set[str] = set()
+        for participant in self.participants:
+            if participant.role not in ROLES:
+                raise InvalidMetadata(f"role must be one of {', '.join(ROLES)}, not {participant.role!r}")
+            name = participant.name.strip()
+            if not name or len(name) > 200:
+                raise InvalidMetadata("a participant's name must have 1 to 200 characters")
+            if name.casefold() in seen:
+                raise InvalidMetadata(f"participant {name!r} is listed twice")
+            seen.add(name.casefold())
+        if self.title is not None and len(self.title) > 300:
+            raise InvalidMetadata("title must have at most 300 characters")
+        if self.external_id is not None and not 1 <= len(self.external_id) <= 200:
+            raise InvalidMetadata("external id must have 1 to 200 characters")
+        return NoteMetadata(
+            kind=self.kind,
+            community=community,
+            session_date=self.session_date,
+            title=self.title.strip() if self.title and self.title.strip() else None,
+            participants=tuple(Participant(p.name.strip(), p.role) for p in self.participants),
+            visibility=visibility,
+            language=self.language,
+            external_id=self.external_id,
+        )
+
+
+def parse_participant(spec: str) -> Participant:
+    """A participant from ``Name:role`` (the CLI's form)."""
+    name, separator, role = spec.rpartition(":")
+    if not separator or not name.strip():
+        raise InvalidMetadata(f"participant {spec!r} must be written Name:role")
+    return Participant(name.strip(), role.strip())
+
+
+def parse_date(value: str) -> dt.date:
+    """A session date from ``YYYY-MM-DD``."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidMetadata(f"date must be YYYY-MM-DD, not {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class ImportFailure:
+    """A manifest line that could not be imported."""
+
+    id: str | None
+    error_code: str
+    detail: str
+
+
+@dataclass
+class ImportReport:
+    """What a bulk import did."""
+
+    imported: int = 0
+    unchanged: int = 0
+    failed: list[ImportFailure] = field(default_factory=list)
+    note_ids: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The report in the shape of ``import --json``."""
+        return {
+            "imported": self.imported,
+            "unchanged": self.unchanged,
+            "failed": [{"id": f.id, "error_code": f.error_code, "detail": f.detail} for f in self.failed],
+        }
+
+
+class Ingestor:
+    """Sniffs, parses, chunks and stores notes; a bad upload is refused before anything is written."""
+
+    def __init__(self, knowledge: KnowledgeBase, settings: CaptureSettings) -> None:
+        self.knowledge = knowledge
+        self.settings = settings
+
+    def ingest_bytes(self, data: bytes, metadata: NoteMetadata, filename: str | None = None) -> SaveResult:
+        """Ingest an uploaded file, whose type is sniffed from its content (the name is only kept for display)."""
+        settings = self.settings
+        if len(data) > settings.max_upload_bytes:
+            raise DocumentTooLarge(f"the file has {len(data)} bytes, over the limit of {settings.max_upload_bytes}")
+        metadata = metadata.validated()
+        source_type = sniff(data, settings.max_uncompressed_bytes, settings.max_compression_ratio)
+        blocks = parse_document(
+            data,
+            source_type,
+            settings.max_pdf_pages,
+            settings.max_uncompressed_bytes,
+            settings.max_compression_ratio,
+        )
+        return self._store(blocks, source_type, metadata, data, filename)
+
+    def ingest_text(self, text: str, metadata: NoteMetadata) -> SaveResult:
+        """Ingest pasted text (read as Markdown, which plain text also is)."""
+        data = text.encode("utf-8")
+        if len(data) > self.settings.max_upload_bytes:
+            raise DocumentTooLarge(
+                f"the text has {len(data)} bytes, over the limit of {self.settings.max_upload_bytes}"
+            )
+        metadata = metadata.validated()
+        blocks = parse_lines(text, markdown=True)
+        if not blocks:
+            raise EmptyDocument("the text is empty")
+        return self._store(blocks, "md", metadata, data, None)
+
+    def _store(
+        self,
+        blocks: Sequence[Any],
+        source_type: str,
+        metadata: NoteMetadata,
+        original: bytes,
+        filename: str | None,
+    ) -> SaveResult:
+        chunked = chunk_blocks(blocks, metadata.participants, max_chars=self.settings.chunk_max_chars)
+        if not chunked.chunks:
+            raise InvalidMetadata("the note has no text to index")
+        language = metadata.language or detect_note_language([chunk.text for chunk in chunked.chunks])
+        title = metadata.title or _default_title(blocks, filename, metadata)
+        draft = NoteDraft(
+            title=title,
+            kind=metadata.kind,
+            community=metadata.community,
+            session_date=metadata.session_date,
+            visibility=metadata.visibility or DEFAULT_VISIBILITY[metadata.kind],
+            language=language,
+            source_type=source_type,
+            text=chunked.text,
+            chunks=chunked.chunks,
+            participants=metadata.participants,
+            external_id=metadata.external_id,
+            original=original,
+            original_name=Path(filename).name[:300] if filename else None,
+        )
+        return self.knowledge.save_note(draft)
+
+    def import_manifest(self, manifest: Path) -> ImportReport:
+        """Import every line of a JSONL manifest; a bad line is reported and does not stop the others."""
+        report = ImportReport()
+        base = manifest.parent
+        try:
+            lines = manifest.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidMetadata(f"cannot read the manifest {manifest}: {exc}") from exc
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            entry_id: str | None = None
+            try:
+                entry = json.loads(line)
+                if not isinstance(entry, dict):
+                    raise InvalidMetadata(f"line {number} is not a JSON object")
+                entry_id = str(entry["id"]) if entry.get("id") is not None else None
+                result = self._import_entry(entry, base)
+            except json.JSONDecodeError as exc:
+                report.failed.append(ImportFailure(entry_id, "invalid_manifest", f"line {number}: {exc}"))
+                continue
+            except (CaptureError, RetrievalError) as exc:
+                report.failed.append(ImportFailure(entry_id, exc.code, f"line {number}: {exc.detail}"))
+                continue
+            report.note_ids.append(result.note_id)
+            if result.status == "unchanged":
+                report.unchanged += 1
+            else:
+                report.imported += 1
+        return report
+
+    def _import_entry(self, entry: Mapping[str, Any], base: Path) -> SaveResult:
+        metadata = metadata_from_mapping(entry)
+        if isinstance(entry.get("text"), str):
+            return self.ingest_text(entry["text"], metadata)
+        path_value = entry.get("path")
+        if not isinstance(path_value, str) or not path_value:
+            raise InvalidMetadata("a manifest line needs a 'path' or a 'text'")
+        path = (base / path_value).resolve()
+        if not path.is_relative_to(base.resolve()):
+            raise InvalidMetadata(f"path {path_value!r} leaves the manifest's folder")
+        try:
+            size = path.stat().st_size
+            if size > self.settings.max_upload_bytes:
+                raise DocumentTooLarge(f"{path_value} has {size} bytes, over the limit")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidMetadata(f"cannot read {path_value!r}: {exc.strerror}") from exc
+        return self.ingest_bytes(data, metadata, filename=path.name)
+
+
+def metadata_from_mapping(entry: Mapping[str, Any]) -> NoteMetadata:
+    """Note metadata from a manifest line or a JSON request body."""
+    participants: Iterable[Any] = entry.get("participants") or ()
+    try:
+        people = tuple(Participant(str(p["name"]), str(p["role"])) for p in participants)
+    except (KeyError, TypeError) as exc:
+        raise InvalidMetadata("participants must be a list of {'name', 'role'} objects") from exc
+    for key in ("kind", "community", "date"):
+        if not isinstance(entry.get(key), str):
+            raise InvalidMetadata(f"'{key}' is required and must be a string")
+    return NoteMetadata(
+        kind=entry["kind"],
+        community=entry["community"],
+        session_date=parse_date(entry["date"]),
+        title=entry.get("title"),
+        participants=people,
+        visibility=entry.get("visibility"),
+        language=entry.get("language"),
+        external_id=str(entry["id"]) if entry.get("id") is not None else None,
+    )
+
+
+def _default_title(blocks: Sequence[Any], filename: str | None, metadata: NoteMetadata) -> str:
+    for block in blocks:
+        if block.kind == "heading":
+            return str(block.text)[:300]
+    if filename:
+        return Path(filename).stem[:300]
+    return f"{metadata.kind} · {metadata.community} · {metadata.session_date.isoformat()}"

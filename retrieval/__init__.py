@@ -1,0 +1,1 @@
+"""Knowledge base: embedders, vector and lexical indexes, SQL records and search."""

@@ -1,0 +1,46 @@
+"""Errors raised by the knowledge base; they know nothing of HTTP.
+
+Exception tree::
+
+    RetrievalError
+    ├── NoteNotFound            the note id is unknown (or not visible to the viewer)
+    ├── EmbedderUnavailable     the configured embedding model cannot be loaded offline
+    ├── StoreUnavailable        the records database or the vector store cannot be reached
+    └── InvalidQuery            a search was asked with unusable parameters
+"""
+
+from __future__ import annotations
+
+
+class RetrievalError(Exception):
+    """Base class of the knowledge base's errors."""
+
+    code = "retrieval_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NoteNotFound(RetrievalError):
+    """The note does not exist, or the viewer may not see it."""
+
+    code = "note_not_found"
+
+
+class EmbedderUnavailable(RetrievalError):
+    """The configured embedding model cannot be loaded (offline, missing package, bad path)."""
+
+    code = "embedder_unavailable"
+
+
+class StoreUnavailable(RetrievalError):
+    """A store (SQL or vectors) failed while reading or writing."""
+
+    code = "store_unavailable"
+
+
+class InvalidQuery(RetrievalError):
+    """A search was asked with unusable parameters."""
+
+    code = "invalid_query"

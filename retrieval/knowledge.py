@@ -1,0 +1,319 @@
+"""The knowledge base: stores notes atomically across SQL, the vector store, the lexical index and disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
+
+from retrieval.access import AccessScope, Viewer, resolve_scope
+from retrieval.catalog import ChunkCatalog, ChunkMeta, bump_revision, chunk_meta, index_text
+from retrieval.embedders import Embedder
+from retrieval.errors import NoteNotFound, StoreUnavailable
+from retrieval.lexical import analyse
+from retrieval.notes import (
+    ChunkView,
+    NoteDetail,
+    NoteDraft,
+    NoteSummary,
+    Participant,
+    SaveResult,
+)
+from retrieval.records import ChunkRecord, NoteRecord, ParticipationRecord, PersonRecord
+from retrieval.vectors import VectorStore
+
+logger = logging.getLogger(__name__)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def note_fingerprint(draft: NoteDraft) -> str:
+    """A hash of everything stored for a note: same fingerprint, nothing to do."""
+    metadata = {
+        "title": draft.title,
+        "kind": draft.kind,
+        "community": draft.community,
+        "date": draft.session_date.isoformat(),
+        "visibility": draft.visibility,
+        "language": draft.language,
+        "participants": [[p.name, p.role] for p in draft.participants],
+        "external_id": draft.external_id,
+    }
+    return _digest(draft.text, json.dumps(metadata, sort_keys=True, ensure_ascii=False))
+
+
+def note_id_for(draft: NoteDraft) -> str:
+    """The note's id: from its external id when imported, else from its text (a retry never duplicates)."""
+    if draft.external_id:
+        return "n" + _digest("external", draft.external_id)[:23]
+    return "n" + _digest("text", draft.text)[:23]
+
+
+def chunk_id_for(fingerprint: str, ordinal: int, start: int, text: str) -> str:
+    """A chunk's id, derived from the note's fingerprint and its own content."""
+    return "c" + _digest(fingerprint, str(ordinal), str(start), text)[:31]
+
+
+class KnowledgeBase:
+    """Writes and reads notes; every write is all-or-nothing across the stores."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker,  # type: ignore[type-arg]
+        store: VectorStore,
+        embedder: Embedder,
+        catalog: ChunkCatalog,
+        originals_dir: Path,
+    ) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.embedder = embedder
+        self.catalog = catalog
+        self.originals_dir = originals_dir
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.sessions.kw["bind"].dispose()
+
+    def scope(self, viewer: Viewer) -> AccessScope:
+        """The viewer's access scope, resolved from the records."""
+        with self.sessions() as session:
+            return resolve_scope(session, viewer)
+
+    def save_note(self, draft: NoteDraft) -> SaveResult:
+        """Store a note; the same content again changes nothing, changed content replaces the old."""
+        note_id = note_id_for(draft)
+        fingerprint = note_fingerprint(draft)
+        with self.sessions() as session:
+            existing = session.get(NoteRecord, note_id)
+            if existing is not None and existing.fingerprint == fingerprint:
+                return SaveResult(note_id=note_id, status="unchanged", chunk_count=len(existing.chunks))
+
+        chunk_ids = [chunk_id_for(fingerprint, i, c.start, c.text) for i, c in enumerate(draft.chunks)]
+        texts = [index_text(c.text, c.section) for c in draft.chunks]
+        vectors = self.embedder.embed_documents(texts)
+        staged = self._stage_original(draft)
+        try:
+            with self.sessions() as session:
+                old_ids, meta, revision = self._write_records(session, note_id, fingerprint, draft, chunk_ids)
+                try:
+                    self.store.upsert(chunk_ids, vectors, [meta.as_metadata()] * len(chunk_ids))
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    self._forget_vectors(chunk_ids)
+                    raise
+        except SQLAlchemyError as exc:
+            self._discard(staged)
+            raise StoreUnavailable(f"could not store note {note_id}: {exc}") from exc
+        except BaseException:
+            self._discard(staged)
+            raise
+        self._finish_original(note_id, staged, draft.source_type)
+        stale = [i for i in old_ids if i not in set(chunk_ids)]
+        self._forget_vectors(stale)
+        self.catalog.apply(
+            revision,
+            {i: (meta, analyse(t, draft.language)) for i, t in zip(chunk_ids, texts, strict=True)},
+            stale,
+        )
+        status = "replaced" if existing is not None else "created"
+        return SaveResult(note_id=note_id, status=status, chunk_count=len(chunk_ids))
+
+    def _write_records(
+        self, session: Session, note_id: str, fingerprint: str, draft: NoteDraft, chunk_ids: Sequence[str]
+    ) -> tuple[list[str], ChunkMeta, int]:
+        note = session.get(NoteRecord, note_id)
+        old_ids: list[str] = []
+        if note is None:
+            note = NoteRecord(id=note_id)
+            session.add(note)
+        else:
+            old_ids = [c.id for c in note.chunks]
+            note.chunks.clear()
+            note.participations.clear()
+            session.flush()
+        note.external_id = draft.external_id
+        note.title = draft.title
+        note.kind = draft.kind
+        note.community = draft.community
+        note.session_date = draft.session_date
+        note.visibility = draft.visibility
+        note.language = draft.language
+        note.source_type = draft.source_type
+        note.original_name = draft.original_name
+        note.original_path = f"{note_id}.{draft.source_type}" if draft.original is not None else None
+        note.fingerprint = fingerprint
+        note.text = draft.text
+        for position, participant in enumerate(draft.participants):
+            person = self._person(session, participant.name)
+            note.participations.append(
+                ParticipationRecord(person_id=person.id, role=participant.role, position=position)
+            )
+        for ordinal, (chunk_id, chunk) in enumerate(zip(chunk_ids, draft.chunks, strict=True)):
+            note.chunks.append(
+                ChunkRecord(
+                    id=chunk_id,
+                    ordinal=ordinal,
+                    start=chunk.start,
+                    end=chunk.end,
+                    text=chunk.text,
+                    kind=chunk.kind,
+                    speaker=chunk.speaker,
+                    section=chunk.section,
+                )
+            )
+        session.flush()
+        revision = bump_revision(session)
+        return old_ids, chunk_meta(note), revision
+
+    @staticmethod
+    def _person(session: Session, name: str) -> PersonRecord:
+        person = session.scalar(select(PersonRecord).where(PersonRecord.name == name))
+        if person is not None:
+            return person
+        try:
+            with session.begin_nested():
+                person = PersonRecord(name=name)
+                session.add(person)
+            return person
+        except IntegrityError:  # another writer created the same person meanwhile
+            return session.scalars(select(PersonRecord).where(PersonRecord.name == name)).one()
+
+    def _stage_original(self, draft: NoteDraft) -> Path | None:
+        if draft.original is None:
+            return None
+        self.originals_dir.mkdir(parents=True, exist_ok=True)
+        staged = self.originals_dir / f".staged-{uuid.uuid4().hex}"
+        staged.write_bytes(draft.original)
+        return staged
+
+    def _finish_original(self, note_id: str, staged: Path | None, source_type: str) -> None:
+        kept = self.originals_dir / f"{note_id}.{source_type}"
+        for old in self.originals_dir.glob(f"{note_id}.*"):
+            if old != kept or staged is None:
+                old.unlink(missing_ok=True)
+        if staged is not None:
+            staged.replace(kept)
+
+    @staticmethod
+    def _discard(staged: Path | None) -> None:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+
+    def _forget_vectors(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        try:
+            self.store.delete(list(ids))
+        except Exception:  # left for the reconciler; search re-checks every hit against SQL
+            logger.exception("could not delete %d vectors; they are orphans until the next repair", len(ids))
+
+    def delete_note(self, note_id: str, viewer: Viewer) -> None:
+        """Delete a note everywhere: records, vectors, lexical index and original file."""
+        with self.sessions() as session:
+            note = self._visible_note(session, note_id, viewer)
+            chunk_ids = [c.id for c in note.chunks]
+            session.delete(note)
+            session.flush()
+            revision = bump_revision(session)
+            session.commit()
+        self._forget_vectors(chunk_ids)
+        for original in self.originals_dir.glob(f"{note_id}.*"):
+            original.unlink(missing_ok=True)
+        self.catalog.apply(revision, {}, chunk_ids)
+
+    def _visible_note(self, session: Session, note_id: str, viewer: Viewer) -> NoteRecord:
+        note = session.get(NoteRecord, note_id)
+        if note is None:
+            note = session.scalar(select(NoteRecord).where(NoteRecord.external_id == note_id))
+        if note is None or not resolve_scope(session, viewer).allows(note.visibility, note.community, note.id):
+            raise NoteNotFound(f"no note {note_id!r}")
+        return note
+
+    def get_note(self, note_id: str, viewer: Viewer) -> NoteDetail:
+        """A note (by id or external id) with its text and chunks, if the viewer may see it."""
+        with self.sessions() as session:
+            note = self._visible_note(session, note_id, viewer)
+            return NoteDetail(
+                summary=_summary(note, len(note.chunks)),
+                text=note.text,
+                original_name=note.original_name,
+                chunks=tuple(
+                    ChunkView(
+                        id=c.id,
+                        ordinal=c.ordinal,
+                        start=c.start,
+                        end=c.end,
+                        kind=c.kind,
+                        speaker=c.speaker,
+                        section=c.section,
+                        text=c.text,
+                    )
+                    for c in note.chunks
+                ),
+            )
+
+    def list_notes(
+        self,
+        viewer: Viewer,
+        kind: str | None = None,
+        community: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[NoteSummary]:
+        """Notes the viewer may see, newest session first."""
+        with self.sessions() as session:
+            scope = resolve_scope(session, viewer)
+            query = (
+                select(NoteRecord)
+                .options(defer(NoteRecord.text), selectinload(NoteRecord.participations))
+                .order_by(NoteRecord.session_date.desc(), NoteRecord.id)
+            )
+            if kind:
+                query = query.where(NoteRecord.kind == kind)
+            if community:
+                query = query.where(NoteRecord.community == community)
+            counts = {
+                note_id: count
+                for note_id, count in session.execute(
+                    select(ChunkRecord.note_id, func.count()).group_by(ChunkRecord.note_id)
+                )
+            }
+            visible = [
+                note for note in session.scalars(query) if scope.allows(note.visibility, note.community, note.id)
+            ]
+            return [_summary(note, counts.get(note.id, 0)) for note in visible[offset : offset + limit]]
+
+    def original_path(self, note_id: str, viewer: Viewer) -> Path | None:
+        """Where the note's original upload is kept, if the viewer may see the note."""
+        with self.sessions() as session:
+            note = self._visible_note(session, note_id, viewer)
+            if note.original_path is None:
+                return None
+            return self.originals_dir / note.original_path
+
+
+def _summary(note: NoteRecord, chunk_count: int) -> NoteSummary:
+    return NoteSummary(
+        id=note.id,
+        external_id=note.external_id,
+        title=note.title,
+        kind=note.kind,
+        community=note.community,
+        session_date=note.session_date,
+        visibility=note.visibility,
+        language=note.language,
+        source_type=note.source_type,
+        participants=tuple(Participant(p.person.name, p.role) for p in note.participations),
+        chunk_count=chunk_count,
+    )
