@@ -140,7 +140,8 @@ def test_a_french_note_is_found_by_an_english_question_and_the_reverse(services:
 
 def test_mentoring_defaults_to_private_and_is_seen_only_by_its_participants(services: Services) -> None:
     mentoring = services.ingestor.ingest_text(
-        "Karim : je doute de ma place dans l'équipe, je pense à partir.", meta(kind="mentoring", community="maintenance")
+        "Karim : je doute de ma place dans l'équipe, je pense à partir.",
+        meta(kind="mentoring", community="maintenance"),
     )
     services.ingestor.ingest_text(SEAL_FR, meta(visibility="community"))
     public = services.ingestor.ingest_text(PRICE_EN, meta(kind="pair", community="commercial", visibility="public"))

@@ -1,0 +1,96 @@
+"""The Chroma store, embedded and as a server, and filtered retrieval equal to Chroma's own filter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from capture.ingestion import NoteMetadata
+from retrieval.access import AccessScope, Viewer
+from retrieval.search import dense_candidates
+from retrieval.vectors import ChromaVectorStore
+from tests.conftest import ServicesFactory
+
+
+def test_overfetch_then_filter_returns_what_a_filtered_query_returns() -> None:
+    rng = np.random.default_rng(7)
+    store = ChromaVectorStore("equivalence")
+    centres = rng.normal(size=(8, 32))
+    vectors = (centres[rng.integers(0, 8, 3000)] + 0.3 * rng.normal(size=(3000, 32))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    visibilities = rng.choice(["public", "community", "private"], size=3000, p=[0.2, 0.5, 0.3])
+    communities = rng.choice(["maintenance", "qualite", "commercial", "data"], size=3000)
+    metadatas = [
+        {"visibility": str(v), "community": str(c), "note_id": f"n{i // 10}"}
+        for i, (v, c) in enumerate(zip(visibilities, communities, strict=True))
+    ]
+    store.upsert([f"c{i}" for i in range(3000)], vectors, metadatas)
+    scopes = [
+        AccessScope(False, frozenset({"qualite"}), frozenset({"n3", "n77"})),
+        AccessScope(False, frozenset(), frozenset({"n12"})),
+        AccessScope(False, frozenset({"maintenance", "data"}), frozenset()),
+    ]
+    for scope in scopes:
+        for query in vectors[rng.integers(0, 3000, 5)]:
+            expected = [hit.id for hit in store.query(query, 20, scope.where())]
+            got = dense_candidates(
+                lambda n, w, q=query: store.query(q, n, w), 3000, 20, scope.allows_metadata, scope.where()
+            )
+            assert [hit.id for hit in got] == expected
+            assert all(scope.allows_metadata(hit.metadata) for hit in got)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    executable = shutil.which("chroma") or str(Path(__file__).parents[2] / ".venv" / "bin" / "chroma")
+    port = _free_port()
+    process = subprocess.Popen(
+        [executable, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the Chroma server did not start") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.chroma_server
+def test_notes_are_stored_and_searched_through_a_chroma_server(
+    make_services: ServicesFactory, chroma_server: str, tmp_path: Path
+) -> None:
+    services = make_services(chroma_url=chroma_server)
+    metadata = NoteMetadata(kind="circle", community="qualite", session_date=dt.date(2026, 1, 9), visibility="public")
+    result = services.ingestor.ingest_text("Sophie : on nettoie l'objectif de la caméra à chaque poste.", metadata)
+    assert not (tmp_path / "data" / "chroma").exists()
+    assert services.knowledge.store.count() == result.chunk_count
+    hits = services.searcher.search("cleaning the camera lens", Viewer.public(), k=3, mode="dense")
+    assert hits[0].note_id == result.note_id
+    again = make_services(chroma_url=chroma_server, data_dir=tmp_path / "data")
+    assert again.knowledge.store.count() == result.chunk_count
