@@ -28,7 +28,8 @@ _LABELS = frozenset(
     note notes nb objectif objectifs ordre participants piege ps point points pourquoi probleme prochaine
     question questions reponse remarque resultat resume retour risque solution sujet theme tip tips todo
     lesson lessons learned warning next summary agenda decision outcome goal goals problem answer issue
-    step steps context why how what result results owner owners deadline astuce rappel vigilance""".split()
+    step steps context why how what result results owner owners deadline astuce rappel vigilance animation
+    binome pair passation total contact lieu presents absents""".split()
 )
 
 

@@ -11,7 +11,7 @@ import os
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -187,6 +187,37 @@ def _parse_docx(data: bytes, max_uncompressed: int, max_ratio: int) -> list[Bloc
     return _unstructured_blocks(elements)
 
 
+def _pdf_page_parts(page: Any) -> list[tuple[str, float]]:
+    """A page's text runs with their rendered font size (PDFs carry no structure, only typography)."""
+    runs: list[tuple[str, float]] = []
+
+    def visit(text: str, cm: Sequence[float], tm: Sequence[float], _font: Any, size: float) -> None:
+        if text:
+            runs.append((text, abs(size * tm[3] * cm[3]) or size))
+
+    page.extract_text(visitor_text=visit)
+    return runs
+
+
+def _pdf_blocks(pages: Sequence[list[tuple[str, float]]]) -> list[Block]:
+    """Blocks of a PDF: runs set clearly larger than the body text are headings."""
+    weights: dict[float, int] = {}
+    for runs in pages:
+        for text, size in runs:
+            weights[round(size, 1)] = weights.get(round(size, 1), 0) + len(text.strip())
+    body = max(weights, key=lambda size: weights[size]) if weights else 0.0
+    pairs: list[tuple[str, str]] = []
+    for runs in pages:
+        for text, size in runs:
+            kind = "heading" if text.strip() and round(size, 1) >= body * 1.15 else "paragraph"
+            if pairs and pairs[-1][0] == kind:
+                pairs[-1] = (kind, pairs[-1][1] + text)
+            else:
+                pairs.append((kind, text))
+        pairs.append(("paragraph", "\n\n"))
+    return _lines_of_paragraphs(pairs)
+
+
 def _parse_pdf(data: bytes, max_pages: int) -> list[Block]:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
@@ -197,10 +228,10 @@ def _parse_pdf(data: bytes, max_pages: int) -> list[Block]:
             raise CorruptDocument("the PDF is password-protected")
         if len(reader.pages) > max_pages:
             raise DocumentTooLarge(f"the PDF has {len(reader.pages)} pages, over the limit of {max_pages}")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = [_pdf_page_parts(page) for page in reader.pages]
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
         raise CorruptDocument(f"the PDF cannot be read: {exc}") from exc
-    return parse_lines("\n\n".join(pages), markdown=False)
+    return _pdf_blocks(pages)
 
 
 _ODF_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"

@@ -23,7 +23,7 @@ _BINARY_SIGNATURES = {
 }
 _HTML_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 _HTML_TAG = re.compile(r"<(p|div|h[1-6]|ul|ol|li|br|table|span|strong|em)\b[^>]*>", re.I)
-_MD_SIGNS = re.compile(r"^#{1,6}\s+\S|^```|\*\*\S[^*]*\*\*|\[[^\]]+\]\([^)]+\)|^\S.*\n(={3,}|-{3,})\s*$", re.M)
+_MD_SIGNS = re.compile(r"^#{1,6}\s+\S|^```|\*\*\S[^*]*\*\*|\[[^\]]+\]\([^)]+\)", re.M)
 _ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
 
 
