@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ErrorCode, error_response, install_error_handlers
-from api.routes import health, notes, search
+from api.routes import health, notes, practices, search
 from api.services import Services
 from api.settings import ApiSettings
 
@@ -55,7 +58,15 @@ class _BodyTooLarge(Exception):
 
 def create_app(settings: ApiSettings, services: Services) -> FastAPI:
     """The HTTP application over already-built services."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        services.jobs.start()
+        yield
+        services.jobs.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Compagnon",
         summary="Peer-learning notes turned into searchable best practices, and the colleague who knows.",
         version="0.1.0",
@@ -66,6 +77,7 @@ def create_app(settings: ApiSettings, services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(notes.router)
     app.include_router(search.router)
+    app.include_router(practices.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

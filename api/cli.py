@@ -19,6 +19,7 @@ from api.settings import ApiSettings
 from capture.errors import CaptureError
 from capture.ingestion import NoteMetadata, parse_date, parse_participant
 from capture.language import detect_language
+from capture.review import PracticeFilters
 from capture.settings import CaptureSettings
 from retrieval.access import Viewer
 from retrieval.errors import RetrievalError
@@ -67,8 +68,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         except (CaptureError, RetrievalError) as exc:
             failures += 1
             results.append({"file": name, "error_code": exc.code, "detail": exc.detail})
+    drafted = _run_extraction(services)
     if args.json:
-        _print_json({"results": results})
+        _print_json({"results": results, "extraction_jobs": drafted})
     else:
         for row in results:
             if "error_code" in row:
@@ -78,9 +80,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _run_extraction(services: Services) -> int:
+    """Run the extraction jobs the command queued, before the process exits."""
+    return services.jobs.drain()
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Bulk-import a JSONL manifest."""
-    report = _services().ingestor.import_manifest(Path(args.manifest))
+    services = _services()
+    report = services.ingestor.import_manifest(Path(args.manifest))
+    _run_extraction(services)
     if args.json:
         _print_json(report.as_json())
     else:
@@ -100,17 +109,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         date_from=parse_date(args.date_from) if args.date_from else None,
         date_to=parse_date(args.date_to) if args.date_to else None,
     )
+    language = detect_language(args.query)
     hits = services.searcher.search(
-        args.query,
-        Viewer.administrator(),
-        k=args.k,
-        filters=filters,
-        mode=args.mode,
-        language=detect_language(args.query),
+        args.query, Viewer.administrator(), k=args.k, filters=filters, mode=args.mode, language=language
     )
+    practices = services.practice_index.search(args.query, Viewer.administrator(), k=3, language=language)
     if args.json:
-        _print_json({"query": args.query, "hits": [hit.as_json() for hit in hits]})
+        _print_json(
+            {
+                "query": args.query,
+                "hits": [hit.as_json() for hit in hits],
+                "practices": [practice.as_json() for practice in practices],
+            }
+        )
         return 0
+    for practice in practices:
+        print(f" *  {practice.title}  (approved practice {practice.practice_id})")
+        print(f"    {practice.practice[:300]}")
     for rank, hit in enumerate(hits, start=1):
         who = f" — {hit.speaker}" if hit.speaker else ""
         print(f"{rank:2}. [{hit.kind}/{hit.community}] {hit.title}{who}  ({hit.note_id} {hit.start}-{hit.end})")
@@ -147,8 +162,70 @@ def cmd_notes(args: argparse.Namespace) -> int:
             print()
             print(detail.text)
         return 0
-    services.knowledge.delete_note(args.note_id, viewer)
+    services.delete_note(args.note_id, viewer)
     print(f"deleted {args.note_id}")
+    return 0
+
+
+def cmd_practices(args: argparse.Namespace) -> int:
+    """List, show and review best-practice entries."""
+    services = _services()
+    viewer = Viewer.administrator()
+    book = services.practices
+    command = args.practices_command
+    if command == "list":
+        filters = PracticeFilters(status=args.status, community=args.community, tag=args.tag, due=args.due)
+        entries = book.list_practices(viewer, filters)
+        if args.json:
+            _print_json({"practices": [entry.as_json() for entry in entries]})
+        else:
+            for entry in entries:
+                seen = f"{entry.corroboration_notes} notes, {entry.corroboration_people} people"
+                print(f"{entry.id}  {entry.status:10} [{entry.community}] {entry.title}  ({seen})")
+        return 0
+    if command == "history":
+        _print_json({"history": [event.as_json() for event in book.history(args.practice_id, viewer)]})
+        return 0
+    if command == "show":
+        entry = book.get(args.practice_id, viewer)
+    elif command == "approve":
+        entry = book.approve(args.practice_id, viewer)
+    elif command == "reject":
+        entry = book.reject(args.practice_id, viewer, args.reason)
+    elif command == "merge":
+        entry = book.merge(args.practice_id, args.sources, viewer)
+    elif command == "supersede":
+        entry = book.supersede(args.practice_id, args.by, viewer)
+    else:
+        changes: dict[str, Any] = {}
+        for field_name in ("title", "practice", "context", "rationale"):
+            if getattr(args, field_name) is not None:
+                changes[field_name] = getattr(args, field_name)
+        if args.tags is not None:
+            changes["tags"] = [tag.strip() for tag in args.tags.split(",") if tag.strip()]
+        entry = book.edit(args.practice_id, viewer, changes)
+    if getattr(args, "json", False):
+        _print_json(entry.as_json())
+    else:
+        print(f"{entry.id}  {entry.status}  {entry.title}")
+        print(f"  {entry.practice}")
+        for evidence in entry.evidence:
+            print(f"  [{evidence.claim}] «{evidence.quote}» ({evidence.note_id} {evidence.start}-{evidence.end})")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """Show extraction jobs; ``--run`` runs the pending ones now."""
+    services = _services()
+    if args.run:
+        services.jobs.recover()
+        services.jobs.drain()
+    jobs = services.jobs.list_jobs(note_id=args.note)
+    if args.json:
+        _print_json({"jobs": [job.as_json() for job in jobs]})
+    else:
+        for job in jobs:
+            print(f"{job.id}  {job.status:9} note {job.note_id}  drafts {job.drafts}  {job.detail or ''}")
     return 0
 
 
@@ -173,11 +250,16 @@ def demo_manifest() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Load the demo corpus (a fictional company's session notes)."""
-    report = _services().ingestor.import_manifest(demo_manifest())
+    services = _services()
+    report = services.ingestor.import_manifest(demo_manifest())
+    jobs = _run_extraction(services)
     if args.json:
         _print_json(report.as_json())
     else:
-        print(f"demo corpus: imported {report.imported}, unchanged {report.unchanged}, failed {len(report.failed)}")
+        print(
+            f"demo corpus: imported {report.imported}, unchanged {report.unchanged}, "
+            f"failed {len(report.failed)}; {jobs} extraction jobs run"
+        )
         for failure in report.failed:
             print(f"  {failure.id}: {failure.error_code}: {failure.detail}", file=sys.stderr)
     return 1 if report.failed else 0
@@ -241,6 +323,44 @@ def build_parser() -> argparse.ArgumentParser:
     delete = notes_commands.add_parser("delete")
     delete.add_argument("note_id")
     notes.set_defaults(handler=cmd_notes)
+
+    practices = commands.add_parser("practices", help="list, show and review best-practice entries")
+    practices_commands = practices.add_subparsers(dest="practices_command", required=True)
+    plist = practices_commands.add_parser("list")
+    plist.add_argument("--status", choices=("draft", "approved", "rejected", "merged", "superseded"))
+    plist.add_argument("--community")
+    plist.add_argument("--tag")
+    plist.add_argument("--due", action="store_true", help="only entries due for review")
+    plist.add_argument("--json", action="store_true")
+    for name in ("show", "approve", "history"):
+        sub = practices_commands.add_parser(name)
+        sub.add_argument("practice_id")
+        sub.add_argument("--json", action="store_true")
+    reject = practices_commands.add_parser("reject")
+    reject.add_argument("practice_id")
+    reject.add_argument("--reason", required=True)
+    reject.add_argument("--json", action="store_true")
+    merge = practices_commands.add_parser("merge", help="merge SOURCES into PRACTICE_ID")
+    merge.add_argument("practice_id")
+    merge.add_argument("sources", nargs="+")
+    merge.add_argument("--json", action="store_true")
+    supersede = practices_commands.add_parser("supersede", help="PRACTICE_ID is replaced by --by")
+    supersede.add_argument("practice_id")
+    supersede.add_argument("--by", required=True)
+    supersede.add_argument("--json", action="store_true")
+    edit = practices_commands.add_parser("edit")
+    edit.add_argument("practice_id")
+    for field_name in ("title", "practice", "context", "rationale"):
+        edit.add_argument(f"--{field_name}")
+    edit.add_argument("--tags", help="comma-separated")
+    edit.add_argument("--json", action="store_true")
+    practices.set_defaults(handler=cmd_practices)
+
+    jobs = commands.add_parser("jobs", help="extraction jobs")
+    jobs.add_argument("--note")
+    jobs.add_argument("--run", action="store_true", help="run the pending jobs now")
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(handler=cmd_jobs)
 
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host")

@@ -24,6 +24,8 @@ class ErrorCode(Enum):
     INVALID_REQUEST = ("invalid_request", 422)
     INVALID_QUERY = ("invalid_query", 422)
     NOTE_NOT_FOUND = ("note_not_found", 404)
+    PRACTICE_NOT_FOUND = ("practice_not_found", 404)
+    REVIEW_CONFLICT = ("review_conflict", 409)
     NOT_FOUND = ("not_found", 404)
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405)
     UNAUTHORIZED = ("unauthorized", 401)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,9 +120,15 @@ class ImportReport:
 class Ingestor:
     """Sniffs, parses, chunks and stores notes; a bad upload is refused before anything is written."""
 
-    def __init__(self, knowledge: KnowledgeBase, settings: CaptureSettings) -> None:
+    def __init__(
+        self,
+        knowledge: KnowledgeBase,
+        settings: CaptureSettings,
+        on_saved: Callable[[SaveResult], None] | None = None,
+    ) -> None:
         self.knowledge = knowledge
         self.settings = settings
+        self.on_saved = on_saved
 
     def ingest_bytes(self, data: bytes, metadata: NoteMetadata, filename: str | None = None) -> SaveResult:
         """Ingest an uploaded file, whose type is sniffed from its content (the name is only kept for display)."""
@@ -181,7 +187,10 @@ class Ingestor:
             original=original,
             original_name=Path(filename).name[:300] if filename else None,
         )
-        return self.knowledge.save_note(draft)
+        result = self.knowledge.save_note(draft)
+        if self.on_saved is not None and result.status != "unchanged":
+            self.on_saved(result)
+        return result
 
     def import_manifest(self, manifest: Path) -> ImportReport:
         """Import every line of a JSONL manifest; a bad line is reported and does not stop the others."""

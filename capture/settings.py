@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,4 +27,25 @@ class CaptureSettings(BaseSettings):
     )
     chunk_max_chars: int = Field(
         default=1200, ge=200, description="Longest chunk, in characters; longer turns are split at sentences."
+    )
+    llm_provider: Literal["none", "openai", "ollama"] = Field(
+        default="none",
+        description="Who drafts best practices: 'none' (the offline extractor), 'openai' (any OpenAI-compatible "
+        "endpoint: OpenAI, Azure, Mistral, vLLM, llama.cpp server) or 'ollama'.",
+    )
+    llm_model: str = Field(default="", description="Model name sent to the LLM endpoint.")
+    llm_base_url: str | None = Field(
+        default=None, description="Base URL of the LLM endpoint (e.g. http://127.0.0.1:8080/v1 for llama.cpp)."
+    )
+    llm_api_key: SecretStr | None = Field(default=None, description="API key of the LLM endpoint, if it needs one.")
+    llm_timeout: float = Field(default=120.0, gt=0, description="Seconds before an LLM call is abandoned.")
+    duplicate_threshold: float = Field(
+        default=0.53,
+        ge=0.0,
+        le=1.0,
+        description="Cosine (multilingual USE) from which two drafts of different notes state the same practice "
+        "(calibrated on capture/extraction/duplicate_pairs.jsonl).",
+    )
+    review_after_days: int = Field(
+        default=365, ge=1, description="Days after approval before an entry falls due for review."
     )

@@ -98,6 +98,11 @@ class SearchHit:
         }
 
 
+def candidate_depth(k: int) -> int:
+    """How many candidates each ranking brings to the fusion when k results are wanted."""
+    return max(3 * k, 50)
+
+
 def fuse_rankings(rankings: Sequence[tuple[float, Sequence[str]]], rrf_k: int = 60) -> list[tuple[str, float]]:
     """Weighted reciprocal rank fusion of several rankings (``weight, ids best first``)."""
     scores: dict[str, float] = {}
@@ -169,7 +174,7 @@ class HybridSearcher:
         scope = self.knowledge.scope(viewer)
         catalog = self.knowledge.catalog
         catalog.refresh()
-        depth = max(3 * k, 50)
+        depth = candidate_depth(k)
         accepts = _acceptor(scope, filters)
         rankings: list[tuple[float, Sequence[str]]] = []
         if mode in ("hybrid", "dense"):

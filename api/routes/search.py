@@ -8,16 +8,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import ServicesDep, ViewerDep
+from api.services import Services
 from capture.language import detect_language
+from retrieval.access import Viewer
 from retrieval.search import MAX_K, SearchFilters
 
 router = APIRouter(prefix="/api", tags=["search"])
 
 
-def search_json(services: Any, viewer: Any, query: str, k: int, filters: SearchFilters, mode: str) -> dict[str, Any]:
+def search_json(
+    services: Services, viewer: Viewer, query: str, k: int, filters: SearchFilters, mode: str
+) -> dict[str, Any]:
     """Run a search and shape it as ``search --json`` prints it."""
-    hits = services.searcher.search(query, viewer, k=k, filters=filters, mode=mode, language=detect_language(query))
-    return {"query": query, "hits": [hit.as_json() for hit in hits]}
+    language = detect_language(query)
+    hits = services.searcher.search(query, viewer, k=k, filters=filters, mode=mode, language=language)
+    practices = services.practice_index.search(query, viewer, k=3, language=language)
+    return {
+        "query": query,
+        "hits": [hit.as_json() for hit in hits],
+        "practices": [practice.as_json() for practice in practices],
+    }
 
 
 @router.get("/search", summary="Hybrid search over the notes you may see")
