@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +22,12 @@ from retrieval.records import ChunkRecord
 from retrieval.vectors import VectorHit
 
 MODES = ("hybrid", "dense", "lexical")
+FUSIONS = ("convex", "rrf")
+DEFAULT_FUSION = "convex"
 MAX_K = 100
+QUERY_PIECE_WORDS = 60
+MAX_QUERY_PIECES = 16
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,66 @@ def fuse_rankings(rankings: Sequence[tuple[float, Sequence[str]]], rrf_k: int = 
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
+def fuse_scores(rankings: Sequence[tuple[float, Sequence[tuple[str, float]]]]) -> list[tuple[str, float]]:
+    """Weighted sum of each ranking's min-max normalised scores; a ranking that misses a document gives it 0."""
+    scores: dict[str, float] = {}
+    for weight, hits in rankings:
+        if not hits:
+            continue
+        low = min(score for _, score in hits)
+        span = max(score for _, score in hits) - low
+        for doc_id, score in hits:
+            normalised = (score - low) / span if span > 0 else 1.0
+            scores[doc_id] = scores.get(doc_id, 0.0) + weight * normalised
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def fuse(
+    rankings: Sequence[tuple[float, Sequence[tuple[str, float]]]], fusion: str = DEFAULT_FUSION, rrf_k: int = 60
+) -> list[tuple[str, float]]:
+    """Fuse weighted scored rankings (best first) by normalised scores (``convex``) or by reciprocal ranks (``rrf``)."""
+    if fusion == "convex":
+        return fuse_scores(rankings)
+    if fusion == "rrf":
+        return fuse_rankings([(weight, [doc_id for doc_id, _ in hits]) for weight, hits in rankings], rrf_k)
+    raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}")
+
+
+def query_pieces(query: str, words: int = QUERY_PIECE_WORDS) -> list[str]:
+    """A long query cut at sentence ends into pieces of about ``words`` words or more; a short one stays whole.
+
+    One embedding blurs a long text (a report paragraph summarising several passages); each piece finds the
+    passage it comes from. At most ``MAX_QUERY_PIECES`` pieces: longer queries get longer pieces.
+    """
+    sentences = [sentence for sentence in _SENTENCE_END.split(query.strip()) if sentence]
+    size = max(words, math.ceil(len(query.split()) / MAX_QUERY_PIECES))
+    pieces: list[str] = []
+    current: list[str] = []
+    count = 0
+    for sentence in sentences:
+        current.append(sentence)
+        count += len(sentence.split())
+        if count >= size:
+            pieces.append(" ".join(current))
+            current, count = [], 0
+    if current:
+        if pieces and count < size / 2:
+            pieces[-1] = " ".join([pieces[-1], *current])
+        else:
+            pieces.append(" ".join(current))
+    return pieces or [query]
+
+
+def merge_by_best_score(rankings: Sequence[Sequence[tuple[str, float]]], depth: int) -> list[tuple[str, float]]:
+    """The ``depth`` best documents of several scored rankings, each scored by its best score among them."""
+    best: dict[str, float] = {}
+    for hits in rankings:
+        for doc_id, score in hits:
+            if score > best.get(doc_id, -math.inf):
+                best[doc_id] = score
+    return sorted(best.items(), key=lambda item: (-item[1], item[0]))[:depth]
+
+
 def dense_candidates(
     store_query: Callable[[int, dict[str, Any] | None], list[VectorHit]],
     total: int,
@@ -145,14 +213,18 @@ class HybridSearcher:
     def __init__(
         self,
         knowledge: KnowledgeBase,
-        dense_weight: float = 1.0,
-        lexical_weight: float = 1.0,
+        dense_weight: float = 0.4,
+        lexical_weight: float = 0.6,
         rrf_k: int = 60,
+        fusion: str = DEFAULT_FUSION,
     ) -> None:
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}")
         self.knowledge = knowledge
         self.dense_weight = dense_weight
         self.lexical_weight = lexical_weight
         self.rrf_k = rrf_k
+        self.fusion = fusion
 
     def search(
         self,
@@ -176,7 +248,7 @@ class HybridSearcher:
         catalog.refresh()
         depth = candidate_depth(k)
         accepts = _acceptor(scope, filters)
-        rankings: list[tuple[float, Sequence[str]]] = []
+        rankings: list[tuple[float, Sequence[tuple[str, float]]]] = []
         if mode in ("hybrid", "dense"):
             rankings.append((self.dense_weight, self._dense(query, depth, scope, filters, accepts)))
         if mode in ("hybrid", "lexical"):
@@ -190,8 +262,8 @@ class HybridSearcher:
                     return chunk is not None and check(chunk.as_metadata())
 
             lexical = catalog.lexical.search(analyse(query, language), depth, allowed)
-            rankings.append((self.lexical_weight, [chunk_id for chunk_id, _ in lexical]))
-        fused = fuse_rankings(rankings, self.rrf_k)
+            rankings.append((self.lexical_weight, lexical))
+        fused = fuse(rankings, self.fusion, self.rrf_k)
         return self._hydrate(fused, scope, filters, k)
 
     def _dense(
@@ -201,19 +273,26 @@ class HybridSearcher:
         scope: AccessScope,
         filters: SearchFilters,
         accepts: Callable[[Mapping[str, Any]], bool] | None,
-    ) -> list[str]:
+    ) -> list[tuple[str, float]]:
         store = self.knowledge.store
         total = store.count()
         if total == 0:
             return []
-        vector = self.knowledge.embedder.embed_query(query)
+        embedder = self.knowledge.embedder
+        vectors = [embedder.embed_query(piece) for piece in query_pieces(query)]
         clauses = filters.where()
         scope_where = scope.where()
         if scope_where is not None:
             clauses.append(scope_where)
         where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        hits = dense_candidates(lambda n, w: store.query(vector, n, w), total, depth, accepts, where)
-        return [hit.id for hit in hits]
+        rankings = [
+            [
+                (hit.id, hit.similarity)
+                for hit in dense_candidates(partial(store.query, vector), total, depth, accepts, where)
+            ]
+            for vector in vectors
+        ]
+        return merge_by_best_score(rankings, depth)
 
     def _hydrate(
         self, fused: list[tuple[str, float]], scope: AccessScope, filters: SearchFilters, k: int

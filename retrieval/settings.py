@@ -46,14 +46,14 @@ class RetrievalSettings(BaseSettings):
     )
     hnsw_max_neighbors: int = Field(default=32, ge=4, description="HNSW graph degree of the Chroma collection.")
     lexical_weight: float = Field(
-        default=1.0,
+        default=0.6,
         ge=0.0,
-        description="Weight of the lexical (BM25) ranking in the fused hybrid ranking.",
+        description="Weight of the lexical (BM25) scores, min-max normalised, in the fused hybrid ranking.",
     )
     dense_weight: float = Field(
-        default=1.0,
+        default=0.4,
         ge=0.0,
-        description="Weight of the dense (embedding) ranking in the fused hybrid ranking.",
+        description="Weight of the dense (embedding) scores, min-max normalised, in the fused hybrid ranking.",
     )
 
     @property
