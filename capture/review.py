@@ -204,6 +204,29 @@ def practice_id_for(note_id: str, draft: PracticeDraft) -> str:
     return "p" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:23]
 
 
+def _log_event(
+    session: Session,
+    practice_id: str,
+    action: str,
+    actor: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str | None = None,
+) -> None:
+    """Append one event to an entry's history, stamped now."""
+    session.add(
+        HistoryRecord(
+            practice_id=practice_id,
+            action=action,
+            actor=actor,
+            at=dt.datetime.now(dt.UTC),
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    )
+
+
 def _snapshot(record: PracticeRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in (*EDITABLE, "status")}
 
@@ -271,16 +294,13 @@ class PracticeBook:
                 if session.get(PracticeRecord, practice_id) is not None:
                     continue
                 session.add(self._record(session, practice_id, note, draft))
-                session.add(
-                    HistoryRecord(
-                        practice_id=practice_id,
-                        action="drafted",
-                        actor=actor,
-                        at=dt.datetime.now(dt.UTC),
-                        before=None,
-                        after={"title": draft.title, "extracted_by": draft.extracted_by},
-                        reason=None,
-                    )
+                _log_event(
+                    session,
+                    practice_id,
+                    "drafted",
+                    actor,
+                    None,
+                    {"title": draft.title, "extracted_by": draft.extracted_by},
                 )
                 new.append((practice_id, draft))
             session.flush()
@@ -359,17 +379,7 @@ class PracticeBook:
     def _mark_due(self, session: Session, record: PracticeRecord, reason: str, actor: str) -> None:
         before = {"review_due": record.review_due.isoformat() if record.review_due else None}
         record.review_due = self.today()
-        session.add(
-            HistoryRecord(
-                practice_id=record.id,
-                action="due",
-                actor=actor,
-                at=dt.datetime.now(dt.UTC),
-                before=before,
-                after={"review_due": record.review_due.isoformat()},
-                reason=reason,
-            )
-        )
+        _log_event(session, record.id, "due", actor, before, {"review_due": record.review_due.isoformat()}, reason)
 
     # ----- reading ------------------------------------------------------------------------
 
@@ -521,17 +531,7 @@ class PracticeBook:
             was_published = record.status == "approved"
             before = _snapshot(record)
             change(session, record)
-            session.add(
-                HistoryRecord(
-                    practice_id=record.id,
-                    action=action,
-                    actor=viewer.label,
-                    at=dt.datetime.now(dt.UTC),
-                    before=before,
-                    after=_snapshot(record),
-                    reason=reason,
-                )
-            )
+            _log_event(session, record.id, action, viewer.label, before, _snapshot(record), reason)
             is_published = record.status == "approved"
             if is_published:
                 published.append(record.id)
@@ -625,16 +625,8 @@ class PracticeBook:
                 source.status = "merged"
                 source.merged_into = target.id
                 source.group_id = target.group_id
-                session.add(
-                    HistoryRecord(
-                        practice_id=source.id,
-                        action="merged",
-                        actor=viewer.label,
-                        at=dt.datetime.now(dt.UTC),
-                        before=before,
-                        after={**_snapshot(source), "merged_into": target.id},
-                        reason=None,
-                    )
+                _log_event(
+                    session, source.id, "merged", viewer.label, before, {**_snapshot(source), "merged_into": target.id}
                 )
 
         return self._act(target_id, viewer, "merged", ("draft", "approved"), change, f"merged {', '.join(source_ids)}")
