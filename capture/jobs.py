@@ -101,7 +101,10 @@ class ExtractionJobs:
     def _claim(self) -> str | None:
         with self.sessions.begin() as session:
             candidates = session.scalars(
-                select(JobRecord.id).where(JobRecord.status == "pending").order_by(JobRecord.created_at).limit(5)
+                select(JobRecord.id)
+                .where(JobRecord.status == "pending")
+                .order_by(JobRecord.created_at, JobRecord.id)
+                .limit(5)
             ).all()
             for job_id in candidates:
                 claimed = session.execute(

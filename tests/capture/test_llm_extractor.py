@@ -665,7 +665,8 @@ def test_the_configured_llm_drafts_through_the_extraction_job(
     [job] = services.jobs.list_jobs(note_id)
     assert (job.status, job.drafts, job.detail) == ("done", 1, None)
 
-    services.ingestor.ingest_text(MENTORING, replace(metadata, kind="mentoring"))
+    mentoring_id = services.ingestor.ingest_text(MENTORING, replace(metadata, kind="mentoring")).note_id
     assert services.jobs.drain() == 1
     failed = services.jobs.list_jobs()[0]
+    assert failed.note_id == mentoring_id
     assert failed.status == "failed" and (failed.detail or "").startswith("llm_unavailable: ")
