@@ -5,7 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -51,6 +65,8 @@ class PersonRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The person asked not to be suggested as an expert or a peer.
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -203,3 +219,41 @@ class JobRecord(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class QuestionRecord(Base):
+    """A question asked: by whom, what grounded the answer, and whether it was answered (else a knowledge gap)."""
+
+    __tablename__ = "questions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    asked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    asker: Mapped[str] = mapped_column(String(200), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(10))
+    engine: Mapped[str] = mapped_column(String(100))
+    answered: Mapped[bool] = mapped_column(Boolean, index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    answer: Mapped[str] = mapped_column(Text)
+    # [{"n", "note_id", "entry_id", "chunk_id", "start", "end"}]: ids and offsets only, never the text.
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    feedback: Mapped[list[FeedbackRecord]] = relationship(
+        back_populates="question", cascade="all, delete-orphan", order_by="FeedbackRecord.id"
+    )
+
+
+class FeedbackRecord(Base):
+    """A thumbs up (+1) or down (-1) on an answer, with an optional comment."""
+
+    __tablename__ = "answer_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    question: Mapped[QuestionRecord] = relationship(back_populates="feedback")
