@@ -257,3 +257,75 @@ class FeedbackRecord(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
     question: Mapped[QuestionRecord] = relationship(back_populates="feedback")
+
+
+class UserRecord(Base):
+    """An account: a login, a role, optionally the person (participant) it is, and its password hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    login: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    person: Mapped[PersonRecord | None] = relationship(lazy="joined")
+    memberships: Mapped[list[MembershipRecord]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="MembershipRecord.community"
+    )
+
+
+class MembershipRecord(Base):
+    """A user's membership of a community: what lets them read that community's notes."""
+
+    __tablename__ = "community_members"
+    __table_args__ = (UniqueConstraint("user_id", "community", name="uq_membership"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    community: Mapped[str] = mapped_column(String(100), index=True)
+
+    user: Mapped[UserRecord] = relationship(back_populates="memberships")
+
+
+class TokenRecord(Base):
+    """An API token of a user: only its hash is kept; revoked tokens stay listed."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSessionRecord(Base):
+    """A signed-in browser session: the hashes of its cookie and CSRF token, and when it expires."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AuditRecord(Base):
+    """One audited act: who did what to which target, when (append-only from the application's side)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target_type: Mapped[str] = mapped_column(String(30))
+    target_id: Mapped[str] = mapped_column(String(200), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
