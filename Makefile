@@ -39,6 +39,9 @@ bench: install
 
 eval: install
 	$(PY) -m retrieval.evaluation
+	$(PY) -m capture.extraction.evaluation
+	$(PY) -m retrieval.expert_evaluation
+	$(PY) -m retrieval.answer_evaluation
 
 clean:
 	rm -rf $(VENV) $(LLAMA_VENV) data .reports .cache

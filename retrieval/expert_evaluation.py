@@ -55,8 +55,9 @@ GRID: dict[str, Sequence[Any]] = {
     ),
     "depth": (20, 50, 100, 200),
     "half_life_days": HALF_LIVES,
-    "prior_weight": (0.0, 0.25, 0.5, 1.0),
-    "length_normalisation": (0.0, 0.5),
+    "prior_half_life_days": (None, 30.0, 90.0, 180.0),
+    "prior_weight": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+    "length_normalisation": (0.0,),
 }
 
 Run = dict[str, list[str]]
@@ -260,6 +261,7 @@ def _config(point: Mapping[str, Any]) -> ExpertConfig:
         rank_offset=offset,
         depth=point["depth"],
         half_life_days=point["half_life_days"],
+        prior_half_life_days=point["prior_half_life_days"],
         prior_weight=point["prior_weight"],
         length_normalisation=point["length_normalisation"],
     )
@@ -334,12 +336,12 @@ class StackExchangeEval:
 
     def runs(self, config: ExpertConfig, setting: str = "as_of_question", mode: str = RETRIEVAL_MODE) -> Run:
         """Expert rankings of every test question."""
-        priors = self.static_priors if setting == "static" else self.priors_as_of(config.half_life_days)
+        priors = self.static_priors if setting == "static" else self.priors_as_of(config.prior_half_life_days)
         return expert_runs(self.retrieved[setting, mode], priors, post_date, config)
 
     def tune_score(self, config: ExpertConfig) -> float:
         """MAP on the tune half, as of the question date, with the product's retrieval."""
-        priors = self.priors_as_of(config.half_life_days)
+        priors = self.priors_as_of(config.prior_half_life_days)
         evidence = {query_id: self.retrieved["as_of_question", RETRIEVAL_MODE][query_id] for query_id in self.tune}
         return ranking_metrics(expert_runs(evidence, priors, post_date, config), self.gold, self.tune)["map"]
 
@@ -362,7 +364,7 @@ class StackExchangeEval:
         )
         top100 = {query_id: items[:100] for query_id, items in self.retrieved["static", "bm25"].items()}
         content = _content_only(config)
-        recent = self.priors_as_of(config.half_life_days)
+        recent = self.priors_as_of(config.prior_half_life_days)
         static = {
             "BM25 + CombSUM over all matching answers (reference floor)": expert_runs(
                 self.all_matching, self.static_priors, post_date, combsum
@@ -504,7 +506,9 @@ def tune(stackexchange: StackExchangeEval, qmsum: QMSumEval) -> dict[str, Any]:
     for values in itertools.product(*(GRID[name] for name in names)):
         point = dict(zip(names, values, strict=True))
         config = _config(point)
-        undated = tuple(value for name, value in point.items() if name != "half_life_days")
+        undated = tuple(
+            value for name, value in point.items() if name not in ("half_life_days", "prior_half_life_days")
+        )
         if undated not in qmsum_scores:
             qmsum_scores[undated] = qmsum.tune_score(config)
         se, qm = stackexchange.tune_score(config), qmsum_scores[undated]

@@ -20,24 +20,19 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, cast
 
-import httpx
-from langchain_core.exceptions import (
-    ContextOverflowError,
-    ModelAPIError,
-    ModelConnectionError,
-    ModelError,
-    ModelRateLimitError,
-    ModelTimeoutError,
-)
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from capture.extraction.drafts import Evidence, ExtractionResult, NoteSource, PracticeDraft, verify_draft
-from capture.extraction.offline import looks_like_instruction
 from capture.language import LANGUAGES
 from prompts import Prompt, load_prompt
+from retrieval.llm import (
+    build_chat_model,  # noqa: F401  (moved to retrieval.llm; tests/llm/test_llama_server.py imports it from here)
+    provider_failure_code,
+)
 from retrieval.notes import Participant
+from retrieval.sanitising import looks_like_instruction
 
 PROMPT_NAME = "extraction/draft_practices"
 MAX_ATTEMPTS = 2  # the first answer and one repair
@@ -58,7 +53,7 @@ def _without_size_limits(schema: dict[str, Any]) -> None:
 
 
 class FailureCode(StrEnum):
-    """Stable codes opening each failure an LLM extraction records."""
+    """Stable codes opening each failure an LLM extraction records (the provider ones equal ``ProviderFailure``'s)."""
 
     TIMEOUT = "llm_timeout"
     UNAVAILABLE = "llm_unavailable"
@@ -107,63 +102,6 @@ class ExtractedPractices(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_without_size_limits)
 
     practices: list[DraftedPractice] = Field(max_length=20, description="The best practices, or [] when none.")
-
-
-def build_chat_model(
-    provider: str,
-    model: str,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    timeout: float = 120.0,
-    max_retries: int = 2,
-) -> BaseChatModel:
-    """A LangChain chat model for ``openai`` (any OpenAI-compatible endpoint) or ``ollama``, imported lazily."""
-    if not model:
-        raise ValueError("an LLM provider needs a model name (COMPAGNON_LLM_MODEL)")
-    if provider == "openai":
-        try:
-            from langchain_openai import ChatOpenAI
-        except ImportError as exc:
-            raise ImportError("the LLM provider 'openai' needs the package langchain-openai") from exc
-        # OpenAI-compatible servers (llama.cpp, vLLM) need no key, but the OpenAI client refuses to start without one.
-        key = api_key or ("unused" if base_url else None)
-        return ChatOpenAI(
-            model=model,
-            base_url=base_url,
-            api_key=SecretStr(key) if key else None,
-            timeout=timeout,
-            max_retries=max_retries,
-            temperature=0,
-        )
-    if provider == "ollama":
-        try:
-            from langchain_ollama import ChatOllama
-        except ImportError as exc:
-            raise ImportError("the LLM provider 'ollama' needs the package langchain-ollama") from exc
-        client_kwargs: dict[str, Any] = {"timeout": timeout}
-        if api_key:
-            client_kwargs["headers"] = {"Authorization": f"Bearer {api_key}"}
-        return ChatOllama(model=model, base_url=base_url, temperature=0, client_kwargs=client_kwargs)
-    raise ValueError(f"unknown LLM provider {provider!r}: expected 'openai' or 'ollama'")
-
-
-def provider_failure_code(error: Exception) -> FailureCode | None:
-    """The failure code of an error raised while calling the model; None when the provider is not to blame."""
-    # LangChain's own classification first (langchain-openai raises it), then what the Ollama client raises.
-    if isinstance(error, ModelTimeoutError | httpx.TimeoutException | TimeoutError):
-        return FailureCode.TIMEOUT
-    if isinstance(
-        error, ModelConnectionError | ModelAPIError | ModelRateLimitError | httpx.TransportError | ConnectionError
-    ):
-        return FailureCode.UNAVAILABLE
-    if isinstance(error, ContextOverflowError):
-        return FailureCode.CONTEXT_OVERFLOW
-    if isinstance(error, ModelError):
-        return FailureCode.REQUEST_REJECTED
-    status = getattr(error, "status_code", None)  # ollama.ResponseError
-    if isinstance(status, int) and status >= 400:
-        return FailureCode.UNAVAILABLE if status >= 500 or status in (408, 429) else FailureCode.REQUEST_REJECTED
-    return None
 
 
 _DELIMITER = re.compile(r"<(?=\s*/?\s*note\b)", re.IGNORECASE)

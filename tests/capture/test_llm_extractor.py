@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from typing import Any, get_args
 
 import httpx
 import ollama
 import pytest
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.exceptions import (
     ContextOverflowError,
     ModelAPIError,
@@ -22,12 +18,7 @@ from langchain_core.exceptions import (
     ModelConnectionError,
     ModelTimeoutError,
 )
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import Field
 
 from capture.extraction.drafts import CLAIMS, ExtractionResult, NoteSource, PracticeExtractor
 from capture.extraction.llm import (
@@ -35,15 +26,25 @@ from capture.extraction.llm import (
     FailureCode,
     LLMExtractor,
     QuotedClaim,
-    build_chat_model,
     match_participant,
     neutralise_delimiter,
     note_windows,
 )
 from capture.ingestion import NoteMetadata
 from retrieval.access import Viewer
+from retrieval.llm import build_chat_model
 from retrieval.notes import Participant
 from tests.conftest import ServicesFactory
+from tests.llm_loopback import (
+    HANG,
+    LoopbackLLM,
+    Reply,
+    ScriptedChatModel,
+    closed_port,
+    serve_loopback,
+)
+from tests.llm_loopback import ollama_tool_call as loopback_ollama_tool_call
+from tests.llm_loopback import openai_tool_call as loopback_openai_tool_call
 
 KARIM = Participant("Karim Benali", "facilitator")
 SOPHIE = Participant("Sophie Martin", "member")
@@ -102,49 +103,6 @@ def practice(**overrides: Any) -> dict[str, Any]:
 
 def answer(*items: dict[str, Any]) -> dict[str, Any]:
     return {"practices": list(items)}
-
-
-Reply = dict[str, Any] | str | Exception
-
-
-class ScriptedChatModel(BaseChatModel):
-    """Plays back replies (tool arguments, plain text or an error) and records what it was sent."""
-
-    replies: list[Any]
-    received: list[list[BaseMessage]] = Field(default_factory=list)
-    options: list[dict[str, Any]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def bind_tools(
-        self,
-        tools: Sequence[dict[str, Any] | type | Any],
-        *,
-        tool_choice: str | None = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        return self.bind(tools=[convert_to_openai_tool(tool) for tool in tools], tool_choice=tool_choice, **kwargs)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        self.received.append(list(messages))
-        self.options.append(kwargs)
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        if isinstance(reply, str):
-            message = AIMessage(content=reply)
-        else:
-            name = kwargs["tools"][0]["function"]["name"]
-            message = AIMessage(content="", tool_calls=[{"name": name, "args": reply, "id": "call-1"}])
-        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def run(note: NoteSource, *replies: Reply) -> tuple[ExtractionResult, ScriptedChatModel]:
@@ -429,102 +387,19 @@ def test_unknown_providers_and_missing_models_are_refused() -> None:
 # --- the real clients against loopback HTTP servers ---------------------------------------------------------------
 
 
-@dataclass
-class Received:
-    """One request the loopback server got (header names in lower case)."""
-
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-HANG = (0, "", b"")
-
-
-@dataclass
-class LoopbackLLM:
-    """A tiny HTTP server on 127.0.0.1 that plays back (status, content type, body) replies; HANG never answers."""
-
-    replies: list[tuple[int, str, bytes]]
-    received: list[Received] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-    port: int = 0
-
-
-def _handler(state: LoopbackLLM) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            headers = {key.lower(): value for key, value in self.headers.items()}
-            state.received.append(Received(self.path, headers, json.loads(self.rfile.read(length) or b"{}")))
-            reply = state.replies.pop(0) if state.replies else (500, "text/plain", b"no scripted reply left")
-            if reply == HANG:
-                state.release.wait(10)
-                return
-            status, content_type, payload = reply
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the test asserts on what was received."""
-
-    return Handler
-
-
 @pytest.fixture
 def loopback() -> Iterator[LoopbackLLM]:
     """A loopback LLM server, stopped after the test."""
-    state = LoopbackLLM(replies=[])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, name="loopback-llm", daemon=True)
-    thread.start()
-    yield state
-    state.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve_loopback() as state:
+        yield state
 
 
 def openai_tool_call(arguments: str) -> tuple[int, str, bytes]:
-    body = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1767225600,
-        "model": "test",
-        "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {"id": "call_1", "type": "function", "function": {"name": TOOL, "arguments": arguments}}
-                    ],
-                },
-                "finish_reason": "tool_calls",
-            }
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-    }
-    return 200, "application/json", json.dumps(body).encode()
+    return loopback_openai_tool_call(TOOL, arguments)
 
 
 def ollama_tool_call(arguments: dict[str, Any]) -> tuple[int, str, bytes]:
-    head = {"model": "test", "created_at": "2026-01-01T00:00:00Z"}
-    call = {"function": {"name": TOOL, "arguments": arguments}}
-    lines = [
-        {**head, "message": {"role": "assistant", "content": "", "tool_calls": [call]}, "done": False},
-        {**head, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop", "eval_count": 9},
-    ]
-    return 200, "application/x-ndjson", "".join(json.dumps(line) + "\n" for line in lines).encode()
+    return loopback_ollama_tool_call(TOOL, arguments)
 
 
 def openai_extractor(port: int, timeout: float = 10.0) -> LLMExtractor:
@@ -589,13 +464,6 @@ def test_openai_compatible_endpoint_timeout_is_recorded(loopback: LoopbackLLM) -
     result = openai_extractor(loopback.port, timeout=0.5).extract(circle())
     assert result.drafts == ()
     assert codes(result) == [FailureCode.TIMEOUT]
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @pytest.mark.parametrize("extractor", [openai_extractor, ollama_extractor])
