@@ -17,8 +17,23 @@ class ApiSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP service listens on.")
     admin_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token that grants admin rights on the HTTP API (upload, delete, see every note). "
-        "Unset: the API is read-only and shows public notes only.",
+        description="Bearer token of the bootstrap admin on the HTTP API (manage accounts, upload, delete). "
+        "Unset: only accounts sign in (create the first admin with `compagnon users create`).",
+    )
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="Hours a browser session (the login cookie) stays valid."
+    )
+    https: bool = Field(
+        default=False,
+        description="The site is served over HTTPS (directly or behind a proxy): the session cookie gets the "
+        "Secure flag.",
+    )
+
+    ask_rate_limit: int = Field(
+        default=30, ge=1, description="Questions a client address may ask per minute (POST /api/ask...), per process."
+    )
+    login_rate_limit: int = Field(
+        default=10, ge=1, description="Sign-in attempts a client address may make per minute, per process."
     )
 
     @field_validator("admin_token")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from api.deps import ServicesDep, ViewerDep, WriterDep
+from api.deps import ServicesDep, UploaderDep, ViewerDep
 from api.errors import ApiError, ErrorCode
 from api.schemas import TextNoteIn, note_detail_json, note_summary_json, save_result_json
 from capture.errors import DocumentTooLarge, InvalidMetadata
@@ -80,7 +80,7 @@ def _form_metadata(form: FormData) -> NoteMetadata:
         }
     },
 )
-async def upload_note(request: Request, services: ServicesDep, _viewer: WriterDep, response: Response) -> Any:
+async def upload_note(request: Request, services: ServicesDep, _viewer: UploaderDep, response: Response) -> Any:
     """Store a note; answers 201 when created, 200 when unchanged or replaced."""
     limit = services.capture.max_upload_bytes
     content_type = request.headers.get("content-type", "")
@@ -141,7 +141,10 @@ def show_note(note_id: str, services: ServicesDep, viewer: ViewerDep) -> dict[st
 
 
 @router.delete("/{note_id}", status_code=204, summary="Delete a note everywhere")
-def delete_note(note_id: str, services: ServicesDep, viewer: WriterDep) -> Response:
-    """Remove the note's records, vectors, index entries and original file."""
+def delete_note(note_id: str, services: ServicesDep, viewer: UploaderDep) -> Response:
+    """Remove the note's records, vectors, index entries and original file (HR, admins, its facilitators)."""
+    note = services.knowledge.get_note(note_id, viewer)
+    if not viewer.may_delete_note([p.name for p in note.summary.participants]):
+        raise ApiError(ErrorCode.FORBIDDEN, "a facilitator deletes only the notes of sessions they took part in")
     services.delete_note(note_id, viewer)
     return Response(status_code=204)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
+from api.accounts import Accounts
 from api.cli import main
+from retrieval.database import open_database
+from retrieval.settings import RetrievalSettings
 
 NOTE_FR = "# Cercle qualité\n\nSophie : on recalibre la caméra de vision chaque lundi avant la production.\n"
 NOTE_EN = "# Quality pair\n\nSophie: we clean the vision camera lens at every shift change.\n"
@@ -111,3 +115,63 @@ def test_a_bad_file_is_refused_with_its_code(tmp_path: Path, capsys: pytest.Capt
     code, _, err = run(capsys, "ingest", str(image), "--kind", "circle", "--community", "q", "--date", "2026-13-01")
     assert code == 2
     assert "invalid_metadata" in err
+
+
+def test_accounts_from_the_command_line_and_acting_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public, private = tmp_path / "public.txt", tmp_path / "private.txt"
+    public.write_text(NOTE_FR, encoding="utf-8")
+    private.write_text("# Mentorat\n\nSophie : Nadia hésite à changer d'équipe.\n", encoding="utf-8")
+    common = ("--community", "qualite", "--date", "2026-02-02")
+    run(capsys, "ingest", str(public), "--kind", "circle", "--visibility", "public", *common, "--json")
+    code, out, _ = run(
+        capsys,
+        "ingest",
+        str(private),
+        "--kind",
+        "mentoring",
+        "--participant",
+        "Sophie Martin:mentor",
+        *common,
+        "--json",
+    )
+    secret = json.loads(out)["results"][0]["note_id"]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    code, out, _ = run(
+        capsys, "users", "create", "sophie", "--role", "facilitator", "--person", "Sophie Martin", "--password-stdin"
+    )
+    assert (code, out.strip()) == (0, "created sophie (facilitator)")
+    run(capsys, "users", "create", "bob", "--role", "employee", "--community", "logistique")
+    code, out, _ = run(capsys, "users", "list", "--json")
+    assert [(u["login"], u["role"], u["has_password"]) for u in json.loads(out)["users"]] == [
+        ("bob", "employee", False),
+        ("sophie", "facilitator", True),
+    ]
+    assert "argon2" not in out
+    code, out, err = run(capsys, "users", "token", "bob", "--name", "cli")
+    assert code == 0 and "shown once" in err
+    accounts = Accounts(open_database(RetrievalSettings().resolved_database_url))
+    assert accounts.token_viewer(out.strip()).label == "bob"
+    assert accounts.verify_password("sophie", "a long enough password").role == "facilitator"
+
+    def notes_seen(login: str) -> set[str]:
+        code, out, _ = run(capsys, "--as", login, "notes", "list", "--json")
+        assert code == 0
+        return {note["visibility"] for note in json.loads(out)["notes"]}
+
+    assert notes_seen("sophie") == {"public", "private"}
+    assert notes_seen("bob") == {"public"}
+    code, _, err = run(capsys, "--as", "bob", "notes", "show", secret)
+    assert (code, "note_not_found" in err) == (2, True)
+    code, _, err = run(capsys, "--as", "bob", "ingest", str(public), "--kind", "circle", *common)
+    assert (code, "forbidden" in err) == (2, True)
+    code, _, err = run(capsys, "--as", "sophie", "users", "list")
+    assert (code, "forbidden" in err) == (2, True)
+
+    assert run(capsys, "users", "disable", "bob")[0] == 0
+    code, _, err = run(capsys, "--as", "bob", "notes", "list")
+    assert (code, "unauthorized" in err) == (2, True)
+    code, _, err = run(capsys, "--as", "nobody", "notes", "list")
+    assert (code, "not_found" in err) == (2, True)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from api.accounts import Accounts
 from api.app import create_app
 from api.services import Services
 from api.settings import ApiSettings
@@ -30,6 +31,19 @@ def services(make_services: ServicesFactory) -> Services:
     return make_services(max_upload_bytes=4096)
 
 
+def bearer(services: Services, login: str, role: str, person: str | None = None) -> dict[str, str]:
+    """A new account's Authorization header."""
+    accounts = Accounts(services.knowledge.sessions)
+    accounts.create_user(login, role, person=person)
+    return {"Authorization": f"Bearer {accounts.issue_token(login).token}"}
+
+
+@pytest.fixture
+def employee(services: Services) -> dict[str, str]:
+    """A signed-in colleague of no community who took part in no session: public notes only."""
+    return bearer(services, "bob", "employee")
+
+
 @pytest.fixture
 def client(services: Services) -> Iterator[TestClient]:
     app = create_app(ApiSettings(admin_token=TOKEN), services)
@@ -37,7 +51,7 @@ def client(services: Services) -> Iterator[TestClient]:
         yield test_client
 
 
-def test_upload_a_file_then_the_same_again(client: TestClient) -> None:
+def test_upload_a_file_then_the_same_again(client: TestClient, employee: dict[str, str]) -> None:
     files = {"file": ("notes.txt", NOTE.encode(), "text/plain")}
     first = client.post("/api/notes", data=FIELDS, files=files, headers=AUTH)
     assert first.status_code == 201, first.text
@@ -45,13 +59,13 @@ def test_upload_a_file_then_the_same_again(client: TestClient) -> None:
     again = client.post("/api/notes", data=FIELDS, files=files, headers=AUTH)
     assert again.status_code == 200
     assert again.json() == {**first.json(), "status": "unchanged"}
-    note = client.get(f"/api/notes/{first.json()['note_id']}").json()
+    note = client.get(f"/api/notes/{first.json()['note_id']}", headers=employee).json()
     assert note["participants"] == [{"name": "Karim Benali", "role": "pair"}, {"name": "Lucas Moreau", "role": "pair"}]
     assert note["chunk_list"][0]["speaker"] == "Karim Benali"
     assert note["text"][note["chunk_list"][0]["start"] : note["chunk_list"][0]["end"]] == note["chunk_list"][0]["text"]
 
 
-def test_upload_pasted_text_as_json(client: TestClient) -> None:
+def test_upload_pasted_text_as_json(client: TestClient, services: Services, employee: dict[str, str]) -> None:
     body = {
         "text": NOTE,
         "kind": "mentoring",
@@ -62,11 +76,14 @@ def test_upload_pasted_text_as_json(client: TestClient) -> None:
     }
     response = client.post("/api/notes", json=body, headers=AUTH)
     assert response.status_code == 201, response.text
-    listed = client.get("/api/notes", headers=AUTH).json()["notes"]
+    mentor = bearer(services, "karim", "facilitator", "Karim Benali")
+    listed = client.get("/api/notes", headers=mentor).json()["notes"]
     assert listed[0]["external_id"] == "ext-7"
     assert listed[0]["visibility"] == "private"
-    assert client.get("/api/notes").json() == {"notes": []}
-    assert client.get("/api/notes/ext-7").json()["error_code"] == "note_not_found"
+    # A private note is its participants' only: neither a colleague nor the admin who uploaded it reads it.
+    assert client.get("/api/notes", headers=employee).json() == {"notes": []}
+    assert client.get("/api/notes", headers=AUTH).json() == {"notes": []}
+    assert client.get("/api/notes/ext-7", headers=employee).json()["error_code"] == "note_not_found"
 
 
 @pytest.mark.parametrize(
@@ -109,12 +126,15 @@ def test_bad_metadata_is_refused_with_what_is_wrong(client: TestClient, change: 
     assert detail in response.json()["detail"]
 
 
-def test_writes_need_the_admin_token(client: TestClient) -> None:
+def test_writes_need_an_uploader(client: TestClient, employee: dict[str, str]) -> None:
     files = {"file": ("notes.txt", NOTE.encode(), "text/plain")}
     assert client.post("/api/notes", data=FIELDS, files=files).json()["error_code"] == "unauthorized"
     wrong = {"Authorization": "Bearer nope"}
     assert client.post("/api/notes", data=FIELDS, files=files, headers=wrong).status_code == 401
+    refused = client.post("/api/notes", data=FIELDS, files=files, headers=employee)
+    assert (refused.status_code, refused.json()["error_code"]) == (403, "forbidden")
     assert client.delete("/api/notes/whatever").status_code == 401
+    assert client.delete("/api/notes/whatever", headers=employee).status_code == 403
 
 
 def test_a_streamed_body_over_the_limit_is_cut_off(client: TestClient, services: Services) -> None:
@@ -127,13 +147,15 @@ def test_a_streamed_body_over_the_limit_is_cut_off(client: TestClient, services:
     assert response.json()["error_code"] == "document_too_large"
 
 
-def test_search_returns_the_documented_shape_and_respects_visibility(client: TestClient) -> None:
+def test_search_returns_the_documented_shape_and_respects_visibility(
+    client: TestClient, services: Services, employee: dict[str, str]
+) -> None:
     client.post("/api/notes", data=FIELDS, files={"file": ("n.txt", NOTE.encode(), "text/plain")}, headers=AUTH)
     private = {**FIELDS, "visibility": "private"}
     secret = "# Mentorat\n\nKarim : je prépare le kit de joints en cachette, personne ne le sait.\n"
     client.post("/api/notes", data=private, files={"file": ("s.txt", secret.encode(), "text/plain")}, headers=AUTH)
 
-    response = client.get("/api/search", params={"q": "kit de joints", "k": 5})
+    response = client.get("/api/search", params={"q": "kit de joints", "k": 5}, headers=employee)
     assert response.status_code == 200
     body = response.json()
     assert body["query"] == "kit de joints"
@@ -152,17 +174,21 @@ def test_search_returns_the_documented_shape_and_respects_visibility(client: Tes
         "text",
     }
     assert "cachette" not in json.dumps(body)
-    assert len(client.get("/api/search", params={"q": "kit de joints"}, headers=AUTH).json()["hits"]) == 2
-    assert client.get("/api/search", params={"q": "kit", "k": 0}).json()["error_code"] == "invalid_request"
+    karim = bearer(services, "karim", "facilitator", "Karim Benali")
+    assert len(client.get("/api/search", params={"q": "kit de joints"}, headers=karim).json()["hits"]) == 2
+    assert len(client.get("/api/search", params={"q": "kit de joints"}, headers=AUTH).json()["hits"]) == 1
+    assert client.get("/api/search", params={"q": "kit", "k": 0}, headers=employee).json()["error_code"] == (
+        "invalid_request"
+    )
 
 
-def test_delete_then_the_note_is_gone(client: TestClient) -> None:
+def test_delete_then_the_note_is_gone(client: TestClient, employee: dict[str, str]) -> None:
     created = client.post(
         "/api/notes", data=FIELDS, files={"file": ("n.txt", NOTE.encode(), "text/plain")}, headers=AUTH
     ).json()
     assert client.delete(f"/api/notes/{created['note_id']}", headers=AUTH).status_code == 204
     assert client.get(f"/api/notes/{created['note_id']}", headers=AUTH).status_code == 404
-    assert client.get("/api/search", params={"q": "kit de joints"}).json()["hits"] == []
+    assert client.get("/api/search", params={"q": "kit de joints"}, headers=employee).json()["hits"] == []
 
 
 def test_health_and_openapi(client: TestClient) -> None:
