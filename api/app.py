@@ -10,7 +10,8 @@ from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ErrorCode, error_response, install_error_handlers
-from api.routes import health, notes, practices, search
+from api.routes import ask, auth, health, notes, people, practices, search
+from api.security import RateLimits, SecurityHeaders, SlidingWindow
 from api.services import Services
 from api.settings import ApiSettings
 
@@ -78,6 +79,9 @@ def create_app(settings: ApiSettings, services: Services) -> FastAPI:
     app.include_router(notes.router)
     app.include_router(search.router)
     app.include_router(practices.router)
+    app.include_router(ask.router)
+    app.include_router(auth.router)
+    app.include_router(people.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -85,4 +89,12 @@ def create_app(settings: ApiSettings, services: Services) -> FastAPI:
 
     # Multipart framing adds a little to the file itself.
     app.add_middleware(BodySizeLimit, limit=services.capture.max_upload_bytes + 256 * 1024)
+    app.add_middleware(
+        RateLimits,
+        limits={
+            "/api/ask": SlidingWindow(settings.ask_rate_limit, 60.0),
+            "/api/auth/login": SlidingWindow(settings.login_rate_limit, 60.0),
+        },
+    )
+    app.add_middleware(SecurityHeaders)
     return app

@@ -1,6 +1,6 @@
-"""The ``compagnon`` command line: ingest, import, search, notes, serve, demo.
+"""The ``compagnon`` command line: ingest, import, search, ask, experts, notes, practices, serve, demo.
 
-Commands act on the local data directory with admin rights.
+Commands act on the local data directory with admin rights, or with an account's rights under ``--as LOGIN``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from api.accounts import Accounts, create_demo_accounts
+from api.errors import ApiError, ErrorCode
 from api.schemas import note_detail_json, note_summary_json, save_result_json
 from api.services import Services, build_services
 from api.settings import ApiSettings
@@ -21,7 +23,9 @@ from capture.ingestion import NoteMetadata, parse_date, parse_participant
 from capture.language import detect_language
 from capture.review import PracticeFilters
 from capture.settings import CaptureSettings
-from retrieval.access import Viewer
+from retrieval.access import ROLES, Viewer
+from retrieval.audit import AuditFilters
+from retrieval.database import open_database
 from retrieval.errors import RetrievalError
 from retrieval.search import SearchFilters
 from retrieval.settings import RetrievalSettings
@@ -33,6 +37,18 @@ def _print_json(value: Any) -> None:
 
 def _services() -> Services:
     return build_services(RetrievalSettings(), CaptureSettings())
+
+
+def acting_viewer(args: argparse.Namespace, services: Services) -> Viewer:
+    """Who a command acts as: the local administrator, or the account named by ``--as LOGIN``."""
+    if args.acting_as is None:
+        return Viewer.administrator()
+    return Accounts(services.knowledge.sessions).viewer(args.acting_as)
+
+
+def _require_uploader(viewer: Viewer) -> None:
+    if not viewer.may_upload:
+        raise ApiError(ErrorCode.FORBIDDEN, "uploading and deleting notes is for facilitators, HR and admins")
 
 
 def _metadata(args: argparse.Namespace) -> NoteMetadata:
@@ -51,6 +67,7 @@ def _metadata(args: argparse.Namespace) -> NoteMetadata:
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest files (or stdin with ``-``) with the metadata given on the command line."""
     services = _services()
+    _require_uploader(acting_viewer(args, services))
     metadata = _metadata(args)
     failures = 0
     results: list[dict[str, Any]] = []
@@ -88,6 +105,7 @@ def _run_extraction(services: Services) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """Bulk-import a JSONL manifest."""
     services = _services()
+    _require_uploader(acting_viewer(args, services))
     report = services.ingestor.import_manifest(Path(args.manifest))
     _run_extraction(services)
     if args.json:
@@ -110,10 +128,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         date_to=parse_date(args.date_to) if args.date_to else None,
     )
     language = detect_language(args.query)
-    hits = services.searcher.search(
-        args.query, Viewer.administrator(), k=args.k, filters=filters, mode=args.mode, language=language
-    )
-    practices = services.practice_index.search(args.query, Viewer.administrator(), k=3, language=language)
+    viewer = acting_viewer(args, services)
+    hits = services.searcher.search(args.query, viewer, k=args.k, filters=filters, mode=args.mode, language=language)
+    practices = services.practice_index.search(args.query, viewer, k=3, language=language)
     if args.json:
         _print_json(
             {
@@ -135,10 +152,121 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_suggestions(suggestions: dict[str, Any]) -> None:
+    for expert in suggestions["experts"]:
+        print(f"  expert: {expert['name']} ({expert['score']:.2f})")
+        for evidence in expert["evidence"]:
+            print(f"      « {evidence['quote'][:200]} » ({evidence['title']}, {evidence['note_id']})")
+    for peer in suggestions["peers"]:
+        print(f"  peer: {peer['name']}: {peer['reason']}")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Ask a question: a cited answer or an honest abstention, then experts and peers."""
+    services = _services()
+    viewer = acting_viewer(args, services)
+    asked = services.answer(args.question, viewer)
+    suggestions = services.suggest_after(args.question, asked, viewer).as_json()
+    if args.json:
+        _print_json({**asked.as_json(), **suggestions})
+        return 0
+    answer = asked.answer
+    print(answer.text)
+    for citation in answer.citations:
+        print(f"  [{citation.n}] {citation.title} ({citation.note_id} {citation.start}-{citation.end})")
+        print(f"      « {citation.quote[:300]} »")
+    print(f"  ({answer.engine}; question {asked.question_id})")
+    _print_suggestions(suggestions)
+    return 0
+
+
+def cmd_experts(args: argparse.Namespace) -> int:
+    """The colleagues who know, with their evidence, and the peers facing the same question."""
+    services = _services()
+    suggestions = services.suggest(args.question, acting_viewer(args, services), k=args.k).as_json()
+    if args.json:
+        _print_json(suggestions)
+    elif suggestions["experts"] or suggestions["peers"]:
+        _print_suggestions(suggestions)
+    else:
+        print("nobody to suggest")
+    return 0
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    """Opt a person out of (or back into) expert and peer suggestions."""
+    services = _services()
+    opted_out = args.people_command == "opt-out"
+    services.finder.set_opt_out(args.name, opted_out)
+    print(f"{args.name}: {'never suggested' if opted_out else 'suggested again'}")
+    return 0
+
+
+def cmd_people_erase(args: argparse.Namespace) -> int:
+    """The right to erasure: remove or pseudonymise a person everywhere, and purge the stores' files."""
+    services = _services()
+    report = services.erase_person(args.name, acting_viewer(args, services)).as_json()
+    if args.json:
+        _print_json(report)
+        return 0
+    print(f"erased: now {report['pseudonym']}")
+    print(
+        f"  {report['notes_rewritten']} notes and {report['entries_rewritten']} entries pseudonymised, "
+        f"{report['questions_deleted']} questions and {report['feedback_deleted']} ratings deleted, "
+        f"{report['accounts_unlinked']} accounts unlinked"
+    )
+    if services.retrieval.chroma_url:
+        print("  the Chroma server keeps deleted bytes until its operator runs `chroma vacuum`")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The audit log, newest first: private notes read, entries reviewed, people erased."""
+    services = _services()
+    filters = AuditFilters(actor=args.actor, action=args.action, target_id=args.target, limit=args.limit)
+    entries = services.audit.list_entries(acting_viewer(args, services), filters)
+    if args.json:
+        _print_json({"entries": [entry.as_json() for entry in entries]})
+        return 0
+    for entry in entries:
+        when = entry.at.isoformat()[:19]
+        print(f"{when}  {entry.actor:20}  {entry.action:20}  {entry.target_type} {entry.target_id}")
+    return 0
+
+
+def cmd_questions(args: argparse.Namespace) -> int:
+    """Questions asked, newest first; ``--unanswered`` lists the knowledge gaps."""
+    services = _services()
+    questions = services.asker.list_questions(
+        acting_viewer(args, services), answered=False if args.unanswered else None, limit=args.limit
+    )
+    if args.json:
+        _print_json({"questions": [question.as_json() for question in questions]})
+        return 0
+    for question in questions:
+        row = question.as_json()
+        mark = "answered" if row["answered"] else "UNANSWERED"
+        print(f"{row['asked_at'][:16]}  {mark:10}  {row['question']}")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Ratings and comments on answers, newest first."""
+    services = _services()
+    feedback = services.asker.list_feedback(acting_viewer(args, services), limit=args.limit)
+    if args.json:
+        _print_json({"feedback": [item.as_json() for item in feedback]})
+        return 0
+    for item in feedback:
+        row = item.as_json()
+        print(f"{'+1' if row['rating'] > 0 else '-1'}  {row['question']}  {row['comment']}")
+    return 0
+
+
 def cmd_notes(args: argparse.Namespace) -> int:
     """List, show or delete notes."""
     services = _services()
-    viewer = Viewer.administrator()
+    viewer = acting_viewer(args, services)
     if args.notes_command == "list":
         notes = services.knowledge.list_notes(viewer, kind=args.kind, community=args.community, limit=args.limit)
         if args.json:
@@ -162,6 +290,9 @@ def cmd_notes(args: argparse.Namespace) -> int:
             print()
             print(detail.text)
         return 0
+    doomed = services.knowledge.get_note(args.note_id, viewer).summary
+    if not viewer.may_delete_note([p.name for p in doomed.participants]):
+        raise ApiError(ErrorCode.FORBIDDEN, "a facilitator deletes only the notes of sessions they took part in")
     services.delete_note(args.note_id, viewer)
     print(f"deleted {args.note_id}")
     return 0
@@ -170,7 +301,7 @@ def cmd_notes(args: argparse.Namespace) -> int:
 def cmd_practices(args: argparse.Namespace) -> int:
     """List, show and review best-practice entries."""
     services = _services()
-    viewer = Viewer.administrator()
+    viewer = acting_viewer(args, services)
     book = services.practices
     command = args.practices_command
     if command == "list":
@@ -253,16 +384,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     services = _services()
     report = services.ingestor.import_manifest(demo_manifest())
     jobs = _run_extraction(services)
+    accounts = create_demo_accounts(Accounts(services.knowledge.sessions))
     if args.json:
-        _print_json(report.as_json())
+        _print_json({**report.as_json(), "accounts_created": accounts})
     else:
         print(
             f"demo corpus: imported {report.imported}, unchanged {report.unchanged}, "
-            f"failed {len(report.failed)}; {jobs} extraction jobs run"
+            f"failed {len(report.failed)}; {jobs} extraction jobs run; demo accounts created: "
+            f"{', '.join(accounts) or 'none (they exist)'}"
         )
         for failure in report.failed:
             print(f"  {failure.id}: {failure.error_code}: {failure.detail}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Create, list and disable accounts, and issue their API tokens."""
+    # Accounts need the records only: no embedding model is loaded.
+    accounts = Accounts(open_database(RetrievalSettings().resolved_database_url))
+    if args.acting_as is not None and not accounts.viewer(args.acting_as).may_manage_accounts:
+        raise ApiError(ErrorCode.FORBIDDEN, "managing accounts is for admins")
+    command = args.users_command
+    if command == "create":
+        password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+        user = accounts.create_user(args.login, args.role, password, args.person, args.community)
+        print(f"created {user.login} ({user.role}){'' if user.has_password else '; sign in with a token'}")
+    elif command == "list":
+        users = accounts.list_users()
+        if args.json:
+            _print_json({"users": [user.as_json() for user in users]})
+        else:
+            for user in users:
+                state = "disabled" if user.disabled else "active"
+                print(f"{user.login:20} {user.role:12} {state:9} {user.person or '-'}  {', '.join(user.communities)}")
+    elif command == "disable":
+        print(f"disabled {accounts.disable(args.login).login}")
+    else:
+        issued = accounts.issue_token(args.login, args.name)
+        print(f"token {issued.id} for {issued.login} (shown once):", file=sys.stderr)
+        print(issued.token)
+    return 0
 
 
 def _add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
@@ -285,6 +446,7 @@ def _add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="compagnon", description=__doc__)
+    parser.add_argument("--as", dest="acting_as", metavar="LOGIN", help="act with that account's rights")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="ingest note files (or - for stdin)")
@@ -309,6 +471,46 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid")
     search.add_argument("--json", action="store_true")
     search.set_defaults(handler=cmd_search)
+
+    ask = commands.add_parser("ask", help="ask a question: a cited answer, experts and peers")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true")
+    ask.set_defaults(handler=cmd_ask)
+
+    experts = commands.add_parser("experts", help="the colleagues who know, and peers facing the same question")
+    experts.add_argument("question")
+    experts.add_argument("--k", type=int, default=5)
+    experts.add_argument("--json", action="store_true")
+    experts.set_defaults(handler=cmd_experts)
+
+    people = commands.add_parser("people", help="a person's consent to being suggested")
+    people_commands = people.add_subparsers(dest="people_command", required=True)
+    for name in ("opt-out", "opt-in"):
+        people_commands.add_parser(name).add_argument("name")
+    people.set_defaults(handler=cmd_people)
+    erase = people_commands.add_parser("erase", help="right to erasure: remove or pseudonymise NAME everywhere")
+    erase.add_argument("name")
+    erase.add_argument("--json", action="store_true")
+    erase.set_defaults(handler=cmd_people_erase)
+
+    audit = commands.add_parser("audit", help="the audit log: private notes read, entries reviewed, people erased")
+    audit.add_argument("--actor")
+    audit.add_argument("--action")
+    audit.add_argument("--target", help="a target id (note, entry, pseudonym)")
+    audit.add_argument("--limit", type=int, default=100)
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(handler=cmd_audit)
+
+    questions = commands.add_parser("questions", help="questions asked (--unanswered: the knowledge gaps)")
+    questions.add_argument("--unanswered", action="store_true")
+    questions.add_argument("--limit", type=int, default=100)
+    questions.add_argument("--json", action="store_true")
+    questions.set_defaults(handler=cmd_questions)
+
+    feedback = commands.add_parser("feedback", help="ratings and comments on answers")
+    feedback.add_argument("--limit", type=int, default=100)
+    feedback.add_argument("--json", action="store_true")
+    feedback.set_defaults(handler=cmd_feedback)
 
     notes = commands.add_parser("notes", help="list, show or delete notes")
     notes_commands = notes.add_subparsers(dest="notes_command", required=True)
@@ -370,6 +572,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="load the demo corpus")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo)
+
+    users = commands.add_parser("users", help="accounts: create, list, disable, issue API tokens")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    create = users_commands.add_parser("create")
+    create.add_argument("login")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--person", help="the participant this account is (their full name in the notes)")
+    create.add_argument("--community", action="append", default=[], help="a community they belong to; repeatable")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
+    users_list = users_commands.add_parser("list")
+    users_list.add_argument("--json", action="store_true")
+    users_commands.add_parser("disable").add_argument("login")
+    token = users_commands.add_parser("token", help="print a new API token (shown once)")
+    token.add_argument("login")
+    token.add_argument("--name", default="")
+    users.set_defaults(handler=cmd_users)
     return parser
 
 
@@ -378,11 +596,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (CaptureError, RetrievalError) as exc:
+    except (CaptureError, RetrievalError, ApiError) as exc:
+        error_code = exc.error.code if isinstance(exc, ApiError) else exc.code
         if getattr(args, "json", False):
-            _print_json({"error_code": exc.code, "detail": exc.detail})
+            _print_json({"error_code": error_code, "detail": exc.detail})
         else:
-            print(f"error {exc.code}: {exc.detail}", file=sys.stderr)
+            print(f"error {error_code}: {exc.detail}", file=sys.stderr)
         return 2
     return code
 

@@ -23,15 +23,24 @@ class ErrorCode(Enum):
     INVALID_METADATA = ("invalid_metadata", 422)
     INVALID_REQUEST = ("invalid_request", 422)
     INVALID_QUERY = ("invalid_query", 422)
+    PARSE_FAILED = ("parse_failed", 422)
+    PARSE_TIMEOUT = ("parse_timeout", 422)
+    INVALID_FEEDBACK = ("invalid_feedback", 422)
     NOTE_NOT_FOUND = ("note_not_found", 404)
     PRACTICE_NOT_FOUND = ("practice_not_found", 404)
+    PERSON_NOT_FOUND = ("person_not_found", 404)
+    QUESTION_NOT_FOUND = ("question_not_found", 404)
     REVIEW_CONFLICT = ("review_conflict", 409)
+    ERASURE_FAILED = ("erasure_failed", 409)
     NOT_FOUND = ("not_found", 404)
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405)
     UNAUTHORIZED = ("unauthorized", 401)
     FORBIDDEN = ("forbidden", 403)
+    RATE_LIMITED = ("rate_limited", 429)
     EMBEDDER_UNAVAILABLE = ("embedder_unavailable", 503)
     STORE_UNAVAILABLE = ("store_unavailable", 503)
+    PARSER_UNAVAILABLE = ("parser_unavailable", 503)
+    PII_DETECTOR_UNAVAILABLE = ("pii_detector_unavailable", 503)
     INTERNAL = ("internal_error", 500)
 
     @property
@@ -88,7 +97,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        error = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(exc.status_code, ErrorCode.INTERNAL)
+        # Any other client error of the framework (a body that is not UTF-8, a broken multipart form: 400) is the
+        # request's fault, not the server's.
+        fallback = ErrorCode.INVALID_REQUEST if exc.status_code < 500 else ErrorCode.INTERNAL
+        error = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(exc.status_code, fallback)
         return error_response(error, str(exc.detail))
 
     app.add_exception_handler(CaptureError, domain_error)

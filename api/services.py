@@ -5,15 +5,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from capture.erasure import ErasureReport, PersonEraser
 from capture.extraction.drafts import PracticeExtractor
 from capture.ingestion import Ingestor
 from capture.jobs import ExtractionJobs
+from capture.language import detect_language
+from capture.privacy import PresidioPiiDetector
 from capture.review import PracticeBook
 from capture.settings import CaptureSettings
 from retrieval.access import Viewer
+from retrieval.answers import Answerer, ExtractiveAnswerer
+from retrieval.asking import AskedAnswer, Asker
+from retrieval.audit import AuditLog
 from retrieval.catalog import ChunkCatalog
 from retrieval.database import open_database
 from retrieval.embedders import Embedder, UniversalSentenceEncoderEmbedder, build_embedder
+from retrieval.expert_finder import ExpertFinder, Suggestions
 from retrieval.knowledge import KnowledgeBase
 from retrieval.notes import SaveResult
 from retrieval.practice_index import PracticeIndex
@@ -34,16 +41,41 @@ class Services:
     practices: PracticeBook
     practice_index: PracticeIndex
     jobs: ExtractionJobs
+    audit: AuditLog
+    eraser: PersonEraser
+    asker: Asker
+    finder: ExpertFinder
 
     def delete_note(self, note_id: str, viewer: Viewer) -> None:
         """Delete a note everywhere; the entries citing it lose that evidence first (and fall due)."""
-        note = self.knowledge.get_note(note_id, viewer)
+        note = self.knowledge.get_note(note_id, viewer, audited=False)
         self.practices.settle_sources(note.summary.id, None)
         self.knowledge.delete_note(note.summary.id, viewer)
+
+    def answer(self, question: str, viewer: Viewer) -> AskedAnswer:
+        """Answer in the question's language from what the viewer may see (or abstain); the question is recorded."""
+        return self.asker.ask(question, viewer, detect_language(question))
+
+    def suggest_after(self, question: str, asked: AskedAnswer, viewer: Viewer) -> Suggestions:
+        """The experts and peers for a question just answered; then the question counts for later askers' peers."""
+        suggestions = self.finder.suggest(
+            question, viewer, asked.answer.language, k=3, exclude_question_id=asked.question_id
+        )
+        self.finder.remember_question(asked.question_id)
+        return suggestions
+
+    def suggest(self, question: str, viewer: Viewer, k: int = 5) -> Suggestions:
+        """The colleagues who know, with their evidence, and the peers facing the same question."""
+        return self.finder.suggest(question, viewer, detect_language(question), k=k)
+
+    def erase_person(self, name: str, viewer: Viewer) -> ErasureReport:
+        """The right to erasure: remove or pseudonymise a person everywhere, and leave nothing of them on disk."""
+        return self.eraser.erase(name, viewer)
 
     def close(self) -> None:
         """Stop background work and release connections."""
         self.jobs.stop()
+        self.ingestor.close()
         self.knowledge.close()
 
 
@@ -66,7 +98,8 @@ def build_extractor(capture: CaptureSettings, group_embedder: Embedder) -> Pract
         from capture.extraction.offline import CueExtractor
 
         return CueExtractor(embedder=group_embedder)
-    from capture.extraction.llm import LLMExtractor, build_chat_model
+    from capture.extraction.llm import LLMExtractor
+    from retrieval.llm import build_chat_model
 
     chat_model = build_chat_model(
         capture.llm_provider,
@@ -76,6 +109,25 @@ def build_extractor(capture: CaptureSettings, group_embedder: Embedder) -> Pract
         timeout=capture.llm_timeout,
     )
     return LLMExtractor(chat_model, model_name=capture.llm_model)
+
+
+def build_answerer(capture: CaptureSettings, retrieval: RetrievalSettings, group_embedder: Embedder) -> Answerer:
+    """The LLM answerer when a provider is configured (the extractive one is its fallback), else the extractive one."""
+    # USE, not the search model: its cosines are comparable across texts, so an abstention threshold holds.
+    extractive = ExtractiveAnswerer(group_embedder, threshold=retrieval.answer_threshold)
+    if capture.llm_provider == "none":
+        return extractive
+    from retrieval.answers import LLMAnswerer
+    from retrieval.llm import build_chat_model
+
+    chat_model = build_chat_model(
+        capture.llm_provider,
+        model=capture.llm_model,
+        base_url=capture.llm_base_url,
+        api_key=capture.llm_api_key.get_secret_value() if capture.llm_api_key else None,
+        timeout=capture.llm_timeout,
+    )
+    return LLMAnswerer(chat_model, model_name=capture.llm_model, fallback=extractive)
 
 
 def build_services(
@@ -104,32 +156,64 @@ def build_services(
     if group_embedder is None:
         # Its cosines separate related from unrelated texts, so a duplicate threshold means something.
         group_embedder = UniversalSentenceEncoderEmbedder(threads=retrieval.embed_threads)
-    knowledge = KnowledgeBase(sessions, store(""), embedder, ChunkCatalog(sessions), retrieval.originals_dir)
-    practice_index = PracticeIndex(sessions, store("_practices"), embedder)
+    # An erasure rebuilds every collection in place: each is opened once and shared by all its users.
+    collections = {suffix: store(suffix) for suffix in ("", "_practices", "_groups", "_questions")}
+    audit_log = AuditLog(sessions)
+    knowledge = KnowledgeBase(
+        sessions, collections[""], embedder, ChunkCatalog(sessions), retrieval.originals_dir, audit_log=audit_log
+    )
+    practice_index = PracticeIndex(sessions, collections["_practices"], embedder)
     practices = PracticeBook(
         sessions,
         group_embedder=group_embedder,
-        group_store=store("_groups"),
+        group_store=collections["_groups"],
         group_threshold=capture.duplicate_threshold,
         review_after_days=capture.review_after_days,
         on_published=practice_index.update,
+        pii_detector=PresidioPiiDetector() if capture.pii_detection else None,
+        pii_redaction=capture.pii_redaction,
     )
     jobs = ExtractionJobs(sessions, knowledge, practices, build_extractor(capture, group_embedder))
 
     def after_save(result: SaveResult) -> None:
         if result.status == "replaced":
-            practices.settle_sources(result.note_id, knowledge.get_note(result.note_id, Viewer.administrator()).text)
+            note = knowledge.get_note(result.note_id, Viewer.administrator(), audited=False)
+            practices.settle_sources(result.note_id, note.text)
         jobs.enqueue(result.note_id)
 
+    searcher = HybridSearcher(knowledge, dense_weight=retrieval.dense_weight, lexical_weight=retrieval.lexical_weight)
     return Services(
         retrieval=retrieval,
         capture=capture,
         knowledge=knowledge,
-        searcher=HybridSearcher(
-            knowledge, dense_weight=retrieval.dense_weight, lexical_weight=retrieval.lexical_weight
-        ),
+        searcher=searcher,
         ingestor=Ingestor(knowledge, capture, on_saved=after_save),
         practices=practices,
         practice_index=practice_index,
         jobs=jobs,
+        audit=audit_log,
+        eraser=PersonEraser(
+            knowledge,
+            practices,
+            list(collections.values()),
+            question_store=collections["_questions"],
+            chunk_max_chars=capture.chunk_max_chars,
+        ),
+        asker=Asker(
+            sessions,
+            searcher,
+            practice_index,
+            build_answerer(capture, retrieval, group_embedder),
+            k_practices=retrieval.answer_practices,
+            k_chunks=retrieval.answer_chunks,
+        ),
+        finder=ExpertFinder(
+            sessions,
+            searcher,
+            practice_index,
+            question_store=collections["_questions"],
+            question_embedder=group_embedder,
+            question_threshold=retrieval.peer_question_threshold,
+            question_window_days=retrieval.peer_question_days,
+        ),
     )

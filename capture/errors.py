@@ -7,7 +7,10 @@ Exception tree::
     ├── EmptyDocument         no text in it
     ├── CorruptDocument       a known format that cannot be read (truncated, encrypted, a decompression bomb)
     ├── DocumentTooLarge      over the configured size or page limits
-    └── InvalidMetadata       the note's metadata (kind, date, roles, visibility, ...) are not acceptable
+    ├── InvalidMetadata       the note's metadata (kind, date, roles, visibility, ...) are not acceptable
+    ├── ParseTimeout          parsing overran its CPU or wall-clock limit (the parsing process was killed)
+    ├── ParseFailed           the parsing process died or ran out of memory on this document
+    └── ParserUnavailable     no parsing process could be started (the service's fault, not the document's)
 """
 
 from __future__ import annotations
@@ -51,3 +54,21 @@ class InvalidMetadata(CaptureError):
     """The note's metadata are not acceptable."""
 
     code = "invalid_metadata"
+
+
+class ParseTimeout(CaptureError):
+    """Parsing the document overran its CPU or wall-clock limit."""
+
+    code = "parse_timeout"
+
+
+class ParseFailed(CaptureError):
+    """The parsing process died, crashed or ran out of memory on the document."""
+
+    code = "parse_failed"
+
+
+class ParserUnavailable(CaptureError):
+    """No parsing process could be started or reached."""
+
+    code = "parser_unavailable"

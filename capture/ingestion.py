@@ -6,15 +6,15 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from capture.chunking import chunk_blocks
-from capture.errors import CaptureError, DocumentTooLarge, EmptyDocument, InvalidMetadata
+from capture.errors import CaptureError, CorruptDocument, DocumentTooLarge, InvalidMetadata
 from capture.language import LANGUAGES, MIXED, detect_note_language
-from capture.parsing import parse_document, parse_lines
+from capture.parsing import normalise_line
+from capture.sandbox import ParseSandbox
 from capture.settings import CaptureSettings
-from capture.sniffing import sniff
 from retrieval.access import VISIBILITIES
 from retrieval.errors import RetrievalError
 from retrieval.knowledge import KnowledgeBase
@@ -118,17 +118,29 @@ class ImportReport:
 
 
 class Ingestor:
-    """Sniffs, parses, chunks and stores notes; a bad upload is refused before anything is written."""
+    """Sniffs, parses, chunks and stores notes; a bad upload is refused before anything is written.
+
+    Sniffing and parsing run in a ``ParseSandbox`` (its own, unless one is handed over to share): every byte of an
+    upload is read there first, and only the parsed blocks come back to be chunked and stored.
+    """
 
     def __init__(
         self,
         knowledge: KnowledgeBase,
         settings: CaptureSettings,
         on_saved: Callable[[SaveResult], None] | None = None,
+        sandbox: ParseSandbox | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.settings = settings
         self.on_saved = on_saved
+        self._owns_sandbox = sandbox is None
+        self.sandbox = sandbox if sandbox is not None else ParseSandbox.from_settings(settings)
+
+    def close(self) -> None:
+        """Stop the parsing processes this ingestor started (a sandbox handed over is left to its owner)."""
+        if self._owns_sandbox:
+            self.sandbox.close()
 
     def ingest_bytes(self, data: bytes, metadata: NoteMetadata, filename: str | None = None) -> SaveResult:
         """Ingest an uploaded file, whose type is sniffed from its content (the name is only kept for display)."""
@@ -136,28 +148,22 @@ class Ingestor:
         if len(data) > settings.max_upload_bytes:
             raise DocumentTooLarge(f"the file has {len(data)} bytes, over the limit of {settings.max_upload_bytes}")
         metadata = metadata.validated()
-        source_type = sniff(data, settings.max_uncompressed_bytes, settings.max_compression_ratio)
-        blocks = parse_document(
-            data,
-            source_type,
-            settings.max_pdf_pages,
-            settings.max_uncompressed_bytes,
-            settings.max_compression_ratio,
-        )
-        return self._store(blocks, source_type, metadata, data, filename)
+        parsed = self.sandbox.parse(data)
+        return self._store(parsed.blocks, parsed.source_type, metadata, data, filename)
 
     def ingest_text(self, text: str, metadata: NoteMetadata) -> SaveResult:
-        """Ingest pasted text (read as Markdown, which plain text also is)."""
-        data = text.encode("utf-8")
+        """Ingest pasted text (read as Markdown, which plain text also is); it is parsed in the sandbox too."""
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate, which a JSON body may carry (\ud800)
+            raise CorruptDocument(f"the text is not valid Unicode: {exc.reason}") from exc
         if len(data) > self.settings.max_upload_bytes:
             raise DocumentTooLarge(
                 f"the text has {len(data)} bytes, over the limit of {self.settings.max_upload_bytes}"
             )
         metadata = metadata.validated()
-        blocks = parse_lines(text, markdown=True)
-        if not blocks:
-            raise EmptyDocument("the text is empty")
-        return self._store(blocks, "md", metadata, data, None)
+        parsed = self.sandbox.parse(data, "md")
+        return self._store(parsed.blocks, "md", metadata, data, None)
 
     def _store(
         self,
@@ -185,7 +191,7 @@ class Ingestor:
             participants=metadata.participants,
             external_id=metadata.external_id,
             original=original,
-            original_name=Path(filename).name[:300] if filename else None,
+            original_name=_display_name(filename),
         )
         result = self.knowledge.save_note(draft)
         if self.on_saved is not None and result.status != "unchanged":
@@ -265,10 +271,20 @@ def metadata_from_mapping(entry: Mapping[str, Any]) -> NoteMetadata:
     )
 
 
+def _display_name(filename: str | None) -> str | None:
+    """The last part of an uploaded file's name, for display only: never a path, no control character."""
+    if not filename:
+        return None
+    # Both separators, whatever the client's system; NUL and other controls would be refused by PostgreSQL.
+    name = normalise_line(PureWindowsPath(filename).name)[:300]
+    return name or None
+
+
 def _default_title(blocks: Sequence[Any], filename: str | None, metadata: NoteMetadata) -> str:
     for block in blocks:
         if block.kind == "heading":
             return str(block.text)[:300]
-    if filename:
-        return Path(filename).stem[:300]
+    name = _display_name(filename)
+    if name and PurePosixPath(name).stem:
+        return PurePosixPath(name).stem[:300]
     return f"{metadata.kind} · {metadata.community} · {metadata.session_date.isoformat()}"

@@ -51,7 +51,7 @@ class JobView:
 
 def note_source(knowledge: KnowledgeBase, note_id: str) -> NoteSource:
     """The note as an extractor reads it."""
-    detail = knowledge.get_note(note_id, Viewer.administrator())
+    detail = knowledge.get_note(note_id, Viewer.administrator(), audited=False)
     summary = detail.summary
     return NoteSource(
         note_id=summary.id,
@@ -183,5 +183,8 @@ class ExtractionJobs:
         while not self._stop.is_set():
             self._wake.wait(timeout=5)
             self._wake.clear()
-            while not self._stop.is_set() and self.run_one():
-                pass
+            try:
+                while not self._stop.is_set() and self.run_one():
+                    pass
+            except Exception:  # a store that fails now must not end the worker: the job is retried next round
+                logger.exception("the extraction worker could not run a job; retrying in 5 s")

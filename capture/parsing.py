@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from capture.errors import CorruptDocument, DocumentTooLarge, EmptyDocument, UnsupportedFormat
-from capture.sniffing import check_archive, decode_text
+from capture.errors import CaptureError, CorruptDocument, DocumentTooLarge, EmptyDocument, UnsupportedFormat
+from capture.sniffing import ARCHIVE_ERRORS, check_archive, decode_text
 
 BLOCK_KINDS = ("heading", "item", "paragraph")
 
@@ -31,7 +31,8 @@ class Block:
 
 
 _SPACES = re.compile(r"[ \t\u00a0\u202f\u2007\u2009\u200a\u3000]+")
-_INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# Lone surrogates too: a PDF's font map can produce them, and no encoder (JSON, SQL, the embedder) takes them.
+_INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff\ud800-\udfff]")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -46,7 +47,8 @@ def normalise_line(text: str) -> str:
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _UNDERLINE = re.compile(r"^(=+|-+)\s*$")
 _BULLET = re.compile(r"^\s*(?:[-*+•·▪◦‣]|\d{1,3}[.)])\s+(.*)$")
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+# Neither part may run past the next bracket: "[[[[..." on one long line would be quadratic.
+_MD_LINK = re.compile(r"!?\[([^\[\]]*)\]\([^()]*\)")
 _MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
 _SPEAKER_START = re.compile(
     r"^[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*){0,3}\s*(?:\([^)]{1,40}\)\s*)?(?::|：|\s[—–-]\s)"
@@ -138,11 +140,16 @@ def _offline_sentence_splitter() -> Any:
     return nlp
 
 
-def patch_unstructured_offline() -> None:
-    """Make unstructured use a blank multilingual spaCy pipeline instead of downloading a model at run time."""
+def quiet_unstructured_environment() -> None:
+    """Set the variables that stop unstructured's blocking analytics request and notice when it is imported."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("SCARF_NO_ANALYTICS", "1")
     os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+
+
+def patch_unstructured_offline() -> None:
+    """Make unstructured use a blank multilingual spaCy pipeline instead of downloading a model at run time."""
+    quiet_unstructured_environment()
     from unstructured.nlp import tokenize
 
     tokenize._get_nlp = _offline_sentence_splitter
@@ -169,7 +176,10 @@ def _parse_html(data: bytes) -> list[Block]:
     from unstructured.partition.html import partition_html
 
     try:
-        elements = partition_html(text=decode_text(data))
+        # languages=[""]: no langdetect (2 s to load its profiles); capture/language.py detects the language.
+        elements = partition_html(text=decode_text(data), languages=[""])
+    except MemoryError:
+        raise  # over the sandbox's memory limit: not a malformed document
     except Exception as exc:  # the partitioner raises many types on malformed markup
         raise CorruptDocument(f"the HTML cannot be read: {exc}") from exc
     return _unstructured_blocks(elements)
@@ -181,7 +191,9 @@ def _parse_docx(data: bytes, max_uncompressed: int, max_ratio: int) -> list[Bloc
     from unstructured.partition.docx import partition_docx
 
     try:
-        elements = partition_docx(file=io.BytesIO(data))
+        elements = partition_docx(file=io.BytesIO(data), languages=[""])
+    except MemoryError:
+        raise
     except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors on damaged files
         raise CorruptDocument(f"the .docx cannot be read: {exc}") from exc
     return _unstructured_blocks(elements)
@@ -220,7 +232,6 @@ def _pdf_blocks(pages: Sequence[list[tuple[str, float]]]) -> list[Block]:
 
 def _parse_pdf(data: bytes, max_pages: int) -> list[Block]:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -229,7 +240,9 @@ def _parse_pdf(data: bytes, max_pages: int) -> list[Block]:
         if len(reader.pages) > max_pages:
             raise DocumentTooLarge(f"the PDF has {len(reader.pages)} pages, over the limit of {max_pages}")
         pages = [_pdf_page_parts(page) for page in reader.pages]
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
+    except (CaptureError, MemoryError):
+        raise
+    except Exception as exc:  # pypdf raises PyPdfError but also NotImplementedError, IndexError... on damaged files
         raise CorruptDocument(f"the PDF cannot be read: {exc}") from exc
     return _pdf_blocks(pages)
 
@@ -269,12 +282,15 @@ def _parse_odt(data: bytes, max_uncompressed: int, max_ratio: int) -> list[Block
         try:
             content = archive.read("content.xml")
             root = ET.fromstring(content)  # expat resolves no external entity and caps entity expansion
-        except (KeyError, ET.ParseError, OSError) as exc:
+        except (KeyError, ET.ParseError, *ARCHIVE_ERRORS) as exc:
             raise CorruptDocument(f"the .odt cannot be read: {exc}") from exc
     body = root.find(".//{urn:oasis:names:tc:opendocument:xmlns:office:1.0}text")
     if body is None:
         raise CorruptDocument("the .odt has no text body")
-    return _lines_of_paragraphs(_odf_blocks(body, in_list=False))
+    try:
+        return _lines_of_paragraphs(_odf_blocks(body, in_list=False))
+    except (ValueError, RecursionError) as exc:  # a non-numeric space count; spans nested thousands deep
+        raise CorruptDocument(f"the .odt cannot be read: {exc}") from exc
 
 
 def parse_document(

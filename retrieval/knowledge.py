@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
 from retrieval.access import AccessScope, Viewer, resolve_scope
+from retrieval.audit import NOTE_ORIGINAL, NOTE_READ, AuditLog
 from retrieval.catalog import ChunkCatalog, ChunkMeta, bump_revision, chunk_meta, index_text
 from retrieval.embedders import Embedder
 from retrieval.errors import NoteNotFound, StoreUnavailable
@@ -73,12 +74,14 @@ class KnowledgeBase:
         embedder: Embedder,
         catalog: ChunkCatalog,
         originals_dir: Path,
+        audit_log: AuditLog | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.embedder = embedder
         self.catalog = catalog
         self.originals_dir = originals_dir
+        self.audit_log = audit_log
 
     def close(self) -> None:
         """Release the database connections."""
@@ -91,7 +94,19 @@ class KnowledgeBase:
 
     def save_note(self, draft: NoteDraft) -> SaveResult:
         """Store a note; the same content again changes nothing, changed content replaces the old."""
-        note_id = note_id_for(draft)
+        return self._save(note_id_for(draft), draft)
+
+    def replace_note(self, note_id: str, draft: NoteDraft) -> SaveResult:
+        """Rewrite a stored note under its own id (e.g. pseudonymised), through the same atomic path as a save.
+
+        The id is kept even when it was derived from the old text, so everything citing the note still does.
+        """
+        with self.sessions() as session:
+            if session.get(NoteRecord, note_id) is None:
+                raise NoteNotFound(f"no note {note_id!r}")
+        return self._save(note_id, draft)
+
+    def _save(self, note_id: str, draft: NoteDraft) -> SaveResult:
         fingerprint = note_fingerprint(draft)
         with self.sessions() as session:
             existing = session.get(NoteRecord, note_id)
@@ -240,10 +255,24 @@ class KnowledgeBase:
             raise NoteNotFound(f"no note {note_id!r}")
         return note
 
-    def get_note(self, note_id: str, viewer: Viewer) -> NoteDetail:
-        """A note (by id or external id) with its text and chunks, if the viewer may see it."""
+    def _audit_private_read(self, note: NoteRecord, viewer: Viewer, action: str) -> None:
+        """Record who read a private note they did not take part in (an admin, e.g. at the CLI)."""
+        if self.audit_log is None or note.visibility != "private":
+            return
+        if viewer.person_name is not None and viewer.person_name in {p.person.name for p in note.participations}:
+            return
+        self.audit_log.append(viewer.label, action, "note", note.id, {"visibility": note.visibility})
+
+    def get_note(self, note_id: str, viewer: Viewer, *, audited: bool = True) -> NoteDetail:
+        """A note (by id or external id) with its text and chunks, if the viewer may see it.
+
+        A private note read by someone who did not take part is audited; the system's own reads
+        (extraction, re-anchoring evidence) pass ``audited=False``.
+        """
         with self.sessions() as session:
             note = self._visible_note(session, note_id, viewer)
+            if audited:
+                self._audit_private_read(note, viewer, NOTE_READ)
             return NoteDetail(
                 summary=_summary(note, len(note.chunks)),
                 text=note.text,
@@ -300,7 +329,34 @@ class KnowledgeBase:
             note = self._visible_note(session, note_id, viewer)
             if note.original_path is None:
                 return None
+            self._audit_private_read(note, viewer, NOTE_ORIGINAL)
             return self.originals_dir / note.original_path
+
+    def reload_catalog(self) -> None:
+        """Rebuild this process's lexical index from SQL, and make every other process rebuild theirs.
+
+        Removing a chunk from the index only marks it dead; after an erasure nothing of the old
+        terms may stay in memory, so the index is built afresh.
+        """
+        with self.sessions.begin() as session:
+            bump_revision(session)
+        self.catalog.refresh()
+
+    def compact_records(self) -> None:
+        """Rewrite the records database so deleted rows leave no bytes behind (after an erasure).
+
+        SQLite: ``VACUUM`` rewrites the file without free pages, then the WAL is checkpointed and
+        truncated. PostgreSQL: ``VACUUM FULL`` rewrites the tables; its WAL and backups are the
+        operator's to expire.
+        """
+        engine = self.sessions.kw["bind"]
+        engine.dispose()  # idle pooled connections would keep old snapshots of the WAL alive
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            if engine.dialect.name == "sqlite":
+                connection.execute(text("VACUUM"))
+                connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            else:
+                connection.execute(text("VACUUM FULL"))
 
 
 def _summary(note: NoteRecord, chunk_count: int) -> NoteSummary:

@@ -134,6 +134,9 @@ class PracticeRecord(Base):
     extracted_by: Mapped[str] = mapped_column(String(100))
     prompt_version: Mapped[str | None] = mapped_column(String(100))
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The personal data found in its text when that text last changed (None: never scanned), so that reading
+    # an entry never runs the detector.
+    pii: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     group_id: Mapped[str | None] = mapped_column(String(40), index=True)
     superseded_by: Mapped[str | None] = mapped_column(String(40))
     merged_into: Mapped[str | None] = mapped_column(String(40))

@@ -55,6 +55,27 @@ class RetrievalSettings(BaseSettings):
         ge=0.0,
         description="Weight of the dense (embedding) scores, min-max normalised, in the fused hybrid ranking.",
     )
+    peer_question_threshold: float = Field(
+        default=0.5,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine (multilingual USE) from which an earlier question counts as similar and its asker becomes a peer (calibrated: no false match among 300 PIAF question pairs about different paragraphs; precision 0.92, recall 0.68 on paraphrased and translated titles).",
+    )
+    peer_question_days: int = Field(
+        default=180,
+        ge=1,
+        description="Days during which a question asked makes its asker a peer of later askers of a similar one.",
+    )
+    answer_threshold: float = Field(
+        default=0.24,
+        ge=-1.0,
+        le=2.0,
+        description="Evidence score (multilingual USE cosines of the best sentence, its passage and its note title) under which the answer abstains (calibrated on retrieval/calibration/demo_questions.jsonl: 98% of answerable questions answered, every unanswerable one abstained).",
+    )
+    answer_practices: int = Field(
+        default=3, ge=0, le=20, description="Approved best practices an answer may draw on (searched first)."
+    )
+    answer_chunks: int = Field(default=8, ge=1, le=50, description="Note passages an answer may draw on.")
 
     @property
     def resolved_database_url(self) -> str:

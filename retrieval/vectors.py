@@ -7,6 +7,9 @@ so a delete there is the single place text has to disappear from.
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +81,16 @@ class ChromaVectorStore:
         from chromadb.config import Settings as ChromaSettings
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        self._name = collection
+        self._path = None if url else path
+        self._configuration = {
+            "hnsw": {
+                "space": "cosine",
+                "ef_search": ef_search,
+                "ef_construction": ef_construction,
+                "max_neighbors": max_neighbors,
+            }
+        }
         try:
             if url:
                 parsed = urlparse(url)
@@ -93,16 +106,7 @@ class ChromaVectorStore:
             else:
                 self._client = chromadb.EphemeralClient(settings=chroma_settings)
             self._collection = self._client.get_or_create_collection(
-                name=collection,
-                embedding_function=None,
-                configuration={
-                    "hnsw": {
-                        "space": "cosine",
-                        "ef_search": ef_search,
-                        "ef_construction": ef_construction,
-                        "max_neighbors": max_neighbors,
-                    }
-                },
+                name=collection, embedding_function=None, configuration=self._configuration
             )
         except Exception as exc:  # chromadb raises many unrelated types for an unreachable store
             raise StoreUnavailable(f"cannot open the Chroma collection {collection!r}: {exc}") from exc
@@ -167,3 +171,74 @@ class ChromaVectorStore:
     def count(self) -> int:
         """Number of vectors in the collection."""
         return int(self._collection.count())
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        return self._name
+
+    def rebuild(self) -> int:
+        """Copy the live vectors into a fresh collection that takes this one's name, and purge the old one's bytes.
+
+        Chroma's delete only marks vectors deleted: their bytes stay in the HNSW segment files and in the
+        SQLite log until the collection is rebuilt (measured on 1.5.9). Embedded, the orphaned segment
+        folders are removed and Chroma's SQLite file is vacuumed; on a server, the operator must run
+        ``chroma vacuum`` on the server's directory. Other processes holding the collection must reopen it.
+        Returns the number of vectors copied.
+        """
+        ids: list[str] = []
+        vectors: list[Vectors] = []
+        metadatas: list[dict[str, Any] | None] = []
+        while True:
+            page = self._collection.get(include=["embeddings", "metadatas"], limit=self._batch, offset=len(ids))
+            ids.extend(page["ids"])
+            if page["embeddings"] is not None:
+                vectors.extend(np.asarray(e, dtype=np.float32) for e in page["embeddings"])
+            metadatas.extend(dict(m) if m else None for m in page["metadatas"] or [])
+            if len(page["ids"]) < self._batch:
+                break
+        # A temporary name within Chroma's 512-character limit, unique to this rebuild.
+        fresh_name = f"{self._name[:480]}-rebuild-{uuid.uuid4().hex[:16]}"
+        fresh = self._client.create_collection(
+            name=fresh_name, embedding_function=None, configuration=self._configuration
+        )
+        try:
+            for start in range(0, len(ids), self._batch):
+                stop = start + self._batch
+                fresh.add(
+                    ids=ids[start:stop],
+                    embeddings=np.asarray(vectors[start:stop], dtype=np.float32),
+                    metadatas=metadatas[start:stop],
+                )
+        except BaseException:
+            self._client.delete_collection(fresh_name)
+            raise
+        self._client.delete_collection(self._name)
+        fresh.modify(name=self._name)
+        self._collection = self._client.get_collection(name=self._name, embedding_function=None)
+        if self._path is not None:
+            self._purge_embedded_files(self._path)
+        return len(ids)
+
+    @staticmethod
+    def _purge_embedded_files(path: Path) -> None:
+        """Remove segment folders no collection uses any more, then rewrite Chroma's SQLite file without free pages."""
+        database = path / "chroma.sqlite3"
+        connection = sqlite3.connect(database, timeout=30, isolation_level=None)
+        try:
+            live = {str(row[0]) for row in connection.execute("SELECT id FROM segments")}
+            for folder in path.iterdir():
+                if folder.is_dir() and _is_uuid(folder.name) and folder.name not in live:
+                    shutil.rmtree(folder)
+            connection.execute("VACUUM")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        return False
+    return True

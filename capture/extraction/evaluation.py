@@ -22,11 +22,12 @@ import numpy as np
 
 from capture.chunking import chunk_blocks
 from capture.extraction.drafts import NoteSource, PracticeExtractor, verify_draft
-from capture.extraction.offline import CueExtractor, looks_like_instruction
+from capture.extraction.offline import CueExtractor
 from capture.parsing import Block, parse_document, parse_lines
 from retrieval.embedders import Embedder, Vectors
 from retrieval.lexical import fold
 from retrieval.notes import ChunkView, Participant
+from retrieval.sanitising import looks_like_instruction
 
 DEMO_MANIFEST = Path(__file__).resolve().parents[2] / "api" / "demo" / "manifest.jsonl"
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)

@@ -25,6 +25,7 @@ from capture.language import LANGUAGES, detect_language
 from retrieval.embedders import Embedder, Vectors
 from retrieval.lexical import STOPWORDS, analyse, fold
 from retrieval.notes import ChunkView, Participant
+from retrieval.sanitising import looks_like_instruction
 
 EXTRACTOR_NAME = "offline:cues-v1"
 WITHOUT_LLM_FLAG = "extracted_without_llm"
@@ -193,34 +194,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"«“(\[]?[A-ZÀ-ÖØ-Þ0-9])
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 _TAG_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
-# Text addressed to a machine rather than to colleagues: an order to drop rules, approve everything or reveal
-# secrets. Notes are data; such a line carries no know-how and must never become a practice.
-_INSTRUCTION_META = re.compile(
-    r"system prompt|prompt (?:systeme|system)|jailbreak|developer mode|mode developpeur|\bdan mode"
-    r"|\byou are (?:now )?(?:an? )?(?:ai|assistant|language model|chatbot|llm)\b"
-    r"|\b(?:tu es|vous etes) (?:maintenant )?(?:une? )?(?:ia|assistant|modele de langage|chatbot)\b"
-    r"|\bas an ai\b|\ben tant qu'(?:ia|assistant|modele)|<\|?(?:system|im_start)|\[inst\]|### ?instruction"
-    r"|\b(?:new|nouvelles?) instructions?\s*:"
-)
-_INSTRUCTION_OVERRIDE = re.compile(
-    r"\b(?:ignore[rsz]?|ignorez|disregard|forget|oublie[rsz]?|override|bypass|contourne[rz]?)\b[^.!?\n]{0,40}"
-    r"\b(?:instructions?|prompts?|directives?|consignes?|rules|regles|guidelines)\b"
-)
-_INSTRUCTION_PRIOR = re.compile(
-    r"\b(?:previous|prior|above|earlier|preceding|precedentes?|anterieures?|ci-dessus|plus haut|system|systeme"
-    r"|your|tes|vos|all|toutes)\b"
-)
-_INSTRUCTION_APPROVE = re.compile(
-    r"\b(?:approuve[rz]?|approuve|approve|validez|valider|validate|acceptez|accepter|accept|publiez|publier"
-    r"|publish|mark)\b[^.!?\n]{0,30}\b(?:toutes?|tous|all|every|each|chaque|ces|these|this|cette)\b[^.!?\n]{0,30}"
-    r"\b(?:fiches?|brouillons?|drafts?|entrees?|entries|pratiques?|practices?|propositions?|submissions?)\b"
-)
-_INSTRUCTION_REVEAL = re.compile(
-    r"\b(?:revele[rz]?|reveal|divulgue[rz]?|leak|print|affiche[rz]?|montre[rz]?|show|display|give me"
-    r"|donne[rz]?[- ]moi|repete[rz]?|repeat)\b[^.!?\n]{0,40}\b(?:prompt|instructions?|mot de passe|password"
-    r"|secrets?|api key|cles? d'api|credentials|token|identifiants)\b"
-)
-
 # Words that signal a practice but say nothing of its subject: never tags.
 _CUE_WORDS = frozenset(
     word for _, _, phrases in _CUE_TABLE for phrase in phrases.split("|") for word in re.findall(r"\w+", phrase)
@@ -230,17 +203,6 @@ _CUE_WORDS = frozenset(
     using lot lots way also just quelqu justement oui non dit dis sais sait voit vient rien every came tell said
     told know""".split()
 )
-
-
-def looks_like_instruction(text: str) -> bool:
-    """Whether a passage is addressed to a machine (ignore instructions, approve all, reveal the prompt)."""
-    folded = _folded(text)[0]
-    return bool(
-        _INSTRUCTION_META.search(folded)
-        or (_INSTRUCTION_OVERRIDE.search(folded) and _INSTRUCTION_PRIOR.search(folded))
-        or _INSTRUCTION_APPROVE.search(folded)
-        or _INSTRUCTION_REVEAL.search(folded)
-    )
 
 
 def _folded(text: str) -> tuple[str, list[int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from capture.chunking import chunk_blocks
 from capture.errors import CorruptDocument, DocumentTooLarge, EmptyDocument, UnsupportedFormat
-from capture.parsing import parse_document, patch_unstructured_offline
+from capture.parsing import normalise_line, parse_document, patch_unstructured_offline
 from capture.sniffing import sniff
 
 DATA = Path(__file__).parents[1] / "data"
@@ -98,3 +99,101 @@ def test_unstructured_never_reaches_for_a_spacy_model(monkeypatch: pytest.Monkey
     assert tokenize.sent_tokenize("Première phrase. Deuxième phrase !") == ["Première phrase.", "Deuxième phrase !"]
     data = (DATA / "note.html").read_bytes()
     assert parse_document(data, "html")
+
+
+def _odt_with(content_xml: bytes, padding: bytes = b"") -> bytes:
+    """note.odt with its content.xml replaced, and optionally a padding entry."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(DATA / "note.odt") as source, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, content_xml if info.filename == "content.xml" else source.read(info))
+        if padding:
+            target.writestr("Pictures/padding.bin", padding)
+    return buffer.getvalue()
+
+
+def test_an_odt_bomb_is_refused_by_its_ratio_and_by_its_unpacked_size() -> None:
+    bomb = _odt_with(zipfile.ZipFile(DATA / "note.odt").read("content.xml"), padding=b"\0" * (20 * 1024 * 1024))
+    with pytest.raises(DocumentTooLarge, match="ratio"):
+        sniff(bomb)
+    with pytest.raises(DocumentTooLarge, match="unpacks to"):
+        sniff(bomb, max_uncompressed=1024 * 1024, max_ratio=10_000)
+    docx = (DATA / "note.docx").read_bytes()
+    with pytest.raises(DocumentTooLarge, match="unpacks to"):
+        parse_document(docx, "docx", max_uncompressed=1000)
+
+
+def test_a_pdf_over_the_page_limit_is_refused() -> None:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(6):
+        writer.add_blank_page(width=200, height=200)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    with pytest.raises(DocumentTooLarge, match="6 pages"):
+        parse_document(buffer.getvalue(), sniff(buffer.getvalue()), max_pdf_pages=5)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"<office:document-content", "truncated XML"),
+        (
+            zipfile.ZipFile(DATA / "note.odt")
+            .read("content.xml")
+            .replace(b"<text:p", b'<text:p><text:s text:c="x"/', 1),
+            "bad space count",
+        ),
+    ],
+)
+def test_a_damaged_odt_is_a_corrupt_document(content: bytes, why: str) -> None:
+    with pytest.raises(CorruptDocument):
+        parse_document(_odt_with(content), "odt")
+
+
+def test_an_odt_entry_with_a_bad_checksum_is_a_corrupt_document() -> None:
+    data = bytearray(_odt_with(zipfile.ZipFile(DATA / "note.odt").read("content.xml")))
+    archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
+    info = archive.getinfo("content.xml")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF
+    with pytest.raises(CorruptDocument):
+        parse_document(bytes(data), "odt")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<!---->" * 3000 + b"<div>",  # exponential with the old comment pattern
+        b"[" * 65536,  # quadratic with the old Markdown link sign
+        b"<p " * 20000,  # quadratic with the old tag pattern
+    ],
+)
+def test_sniffing_hostile_text_takes_linear_time(data: bytes) -> None:
+    started = time.monotonic()
+    assert sniff(data) == "txt"
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_long_line_of_brackets_is_parsed_in_linear_time() -> None:
+    started = time.monotonic()
+    blocks = parse_document(b"[a](" * 200_000, "md")
+    assert time.monotonic() - started < 2.0
+    assert blocks[0].text.startswith("[a](")
+
+
+def test_an_archive_with_an_unknown_compression_method_is_a_corrupt_document() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("mimetype", b"application/vnd.oasis.opendocument.text")
+    data = bytearray(buffer.getvalue())
+    for header, method_offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = data.index(header) + method_offset
+        data[start : start + 2] = (99).to_bytes(2, "little")  # zipfile raises NotImplementedError on reading it
+    with pytest.raises(CorruptDocument):
+        sniff(bytes(data))
+
+
+def test_lone_surrogates_are_dropped_from_parsed_text() -> None:
+    assert normalise_line("Karim\ud800 : on\udfff prépare") == "Karim : on prépare"

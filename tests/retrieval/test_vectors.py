@@ -94,3 +94,63 @@ def test_notes_are_stored_and_searched_through_a_chroma_server(
     assert hits[0].note_id == result.note_id
     again = make_services(chroma_url=chroma_server, data_dir=tmp_path / "data")
     assert again.knowledge.store.count() == result.chunk_count
+
+
+def _holds(directory: Path, vector: np.ndarray) -> bool:
+    """Whether any file under the directory holds the vector's float32 bytes, as given or as HNSW normalises it."""
+    for path in directory.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if vector.tobytes() in data:
+            return True
+        target = vector / np.linalg.norm(vector)
+        for shift in range(4):
+            floats = np.frombuffer(data[shift : shift + (len(data) - shift) // 4 * 4], dtype=np.float32)
+            if len(floats) < len(target):
+                continue
+            with np.errstate(invalid="ignore"):
+                starts = np.flatnonzero(np.abs(floats[: len(floats) - len(target) + 1] - target[0]) < 1e-6)
+            if any(np.abs(floats[i : i + len(target)] - target).max() < 1e-5 for i in starts):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("size", [40, 1500])  # below and above the size at which Chroma writes HNSW segment files
+def test_rebuild_keeps_the_live_vectors_and_drops_the_bytes_of_deleted_ones(tmp_path: Path, size: int) -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(size, 24)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = ChromaVectorStore("rebuilt_chunks", path=tmp_path)
+    ids = [f"c{i}" for i in range(size)]
+    store.upsert(ids, vectors, [{"note_id": f"n{i % 7}", "i": i} for i in range(size)])
+    store.delete(["c3", "c4"])
+    assert _holds(tmp_path, vectors[3])  # Chroma's delete leaves the bytes on disk
+
+    assert store.rebuild() == size - 2
+
+    assert not _holds(tmp_path, vectors[3]) and not _holds(tmp_path, vectors[4])
+    assert _holds(tmp_path, vectors[0])
+    assert store.count() == size - 2 and store.all_ids() == set(ids) - {"c3", "c4"}
+    kept = store.get_vectors(["c0", f"c{size - 1}"])
+    # Vectors Chroma already compacted into HNSW come back as HNSW normalised them: equal to within rounding.
+    assert np.allclose(kept["c0"], vectors[0], atol=1e-6) and np.allclose(kept[f"c{size - 1}"], vectors[-1], atol=1e-6)
+    [hit] = store.query(vectors[5], 1, {"note_id": "n5"})
+    assert (hit.id, hit.metadata) == ("c5", {"note_id": "n5", "i": 5})
+    store.upsert(["new"], vectors[3:4], [{"note_id": "n0", "i": -1}])  # the same object keeps working
+    assert ChromaVectorStore("rebuilt_chunks", path=tmp_path).count() == size - 1
+    live_segments = {p.name for p in tmp_path.iterdir() if p.is_dir()}
+    assert len(live_segments) <= 1  # the old collection's segment folder is gone
+
+
+@pytest.mark.chroma_server
+def test_rebuild_through_a_chroma_server(chroma_server: str) -> None:
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(30, 16)).astype(np.float32)
+    store = ChromaVectorStore("served_chunks", url=chroma_server)
+    store.upsert([f"c{i}" for i in range(30)], vectors, [{"i": i} for i in range(30)])
+    store.delete(["c0"])
+    assert store.rebuild() == 29
+    assert store.all_ids() == {f"c{i}" for i in range(1, 30)}
+    assert ChromaVectorStore("served_chunks", url=chroma_server).count() == 29
+    assert store.query(vectors[7], 1)[0].id == "c7"

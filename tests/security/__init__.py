@@ -1,0 +1,1 @@
+"""Security tests: what each role may read, probed over HTTP."""
