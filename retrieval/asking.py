@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from retrieval.access import Viewer
+from retrieval.access import Viewer, resolve_scope
 from retrieval.answers import Answer, Answerer, Source, answer_language
 from retrieval.errors import Forbidden, InvalidFeedback, InvalidQuery, QuestionNotFound
 from retrieval.practice_index import PracticeHit, PracticeIndex
@@ -270,23 +270,35 @@ class Asker:
             if answered is not None:
                 query = query.where(QuestionRecord.answered.is_(answered))
             rows = session.scalars(query.limit(_bounded(limit))).all()
-            return [
-                QuestionView(
-                    id=row.id,
-                    asked_at=_aware(row.asked_at),
-                    asker=row.asker,
-                    person_id=row.person_id,
-                    question=row.question,
-                    language=row.language,
-                    engine=row.engine,
-                    answered=row.answered,
-                    confidence=row.confidence,
-                    answer=row.answer,
-                    sources=tuple(row.sources),
-                    ratings=tuple(f.rating for f in row.feedback),
+            # HR reads the questions, not what they were answered from: an answer quoting a note HR may not read
+            # (someone's mentoring) is withheld, and so are the ids of those notes.
+            scope = resolve_scope(session, viewer)
+            cited = {s["note_id"] for row in rows for s in row.sources}
+            readable = {
+                n.id
+                for n in session.scalars(select(NoteRecord).where(NoteRecord.id.in_(cited)))
+                if scope.allows(n.visibility, n.community, n.id)
+            }
+            views = []
+            for row in rows:
+                sources = tuple(s for s in row.sources if s["note_id"] in readable)
+                views.append(
+                    QuestionView(
+                        id=row.id,
+                        asked_at=_aware(row.asked_at),
+                        asker=row.asker,
+                        person_id=row.person_id,
+                        question=row.question,
+                        language=row.language,
+                        engine=row.engine,
+                        answered=row.answered,
+                        confidence=row.confidence,
+                        answer=row.answer if len(sources) == len(row.sources) else "",
+                        sources=sources,
+                        ratings=tuple(f.rating for f in row.feedback),
+                    )
                 )
-                for row in rows
-            ]
+            return views
 
     def list_feedback(self, viewer: Viewer, limit: int = 50) -> list[FeedbackView]:
         """The latest ratings left on answers, for HR."""
