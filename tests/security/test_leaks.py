@@ -459,11 +459,6 @@ def test_the_canaries_are_each_in_their_own_note_only() -> None:
             assert homes == [note.external_id], (canary, homes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the extractive answerer abstains on the mentee's question about her own note (evidence score under "
-    "COMPAGNON_ANSWER_THRESHOLD): an abstention-calibration gap, not a leak",
-)
 def test_entitled_callers_find_their_canaries(world: World) -> None:
     scanner, callers, ids = world.scanner, world.callers, world.note_ids
 
