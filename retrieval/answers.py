@@ -15,7 +15,6 @@ quote``); when the evidence is weak the answer abstains, in the question's langu
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -25,11 +24,11 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from prompts import Prompt, load_prompt
 from retrieval.embedders import Embedder, Vectors
-from retrieval.llm import provider_failure_code
+from retrieval.llm import describe_invalid_output, produced_text, provider_failure_code
 from retrieval.sanitising import is_foreign_language, looks_like_instruction, plain_text
 
 __all__ = [
@@ -487,29 +486,6 @@ def claim_problems(answer: GroundedAnswer, count: int) -> list[str]:
     return problems
 
 
-def _describe(error: BaseException | None, raw: Any) -> str:
-    if isinstance(error, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or '(root)'}: {item['msg']}"
-            for item in error.errors(include_url=False)[:10]
-        )
-    if error is not None:
-        return " ".join(str(error).split())[:1000] or type(error).__name__
-    if isinstance(raw, AIMessage) and raw.invalid_tool_calls:
-        return f"the tool arguments are not valid JSON: {raw.invalid_tool_calls[0].get('error') or ''}".strip()
-    return "no call to the tool: answer only by calling the tool, with arguments that follow its schema"
-
-
-def _produced(raw: Any) -> str:
-    if isinstance(raw, AIMessage):
-        if raw.tool_calls:
-            return json.dumps(raw.tool_calls[0]["args"], ensure_ascii=False)[:4000]
-        if raw.invalid_tool_calls:
-            return str(raw.invalid_tool_calls[0].get("args") or "")[:4000]
-        return raw.text[:4000]
-    return ""
-
-
 @dataclass
 class _Attempt:
     """The outcome of asking the model: a validated answer, or the code and detail of why there is none."""
@@ -595,10 +571,10 @@ class LLMAnswerer:
                 problem = "; ".join(attempt.problems)
             else:
                 attempt = _Attempt(failure="llm_invalid_output")
-                problem = _describe(reply.get("parsing_error"), reply.get("raw"))
+                problem = describe_invalid_output(reply.get("parsing_error"), reply.get("raw"))
             messages = [
                 *messages[:2],
-                AIMessage(_produced(reply.get("raw"))),
+                AIMessage(produced_text(reply.get("raw"))),
                 HumanMessage(prompt.render_repair(error=problem, count=str(count))),
             ]
         return attempt

@@ -6,6 +6,7 @@ the classification live here because ``capture`` imports ``retrieval`` and never
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any
 
@@ -19,9 +20,10 @@ from langchain_core.exceptions import (
     ModelTimeoutError,
 )
 from langchain_core.language_models import BaseChatModel
-from pydantic import SecretStr
+from langchain_core.messages import AIMessage
+from pydantic import SecretStr, ValidationError
 
-__all__ = ["ProviderFailure", "build_chat_model", "provider_failure_code"]
+__all__ = ["ProviderFailure", "build_chat_model", "describe_invalid_output", "produced_text", "provider_failure_code"]
 
 
 class ProviderFailure(StrEnum):
@@ -90,3 +92,28 @@ def provider_failure_code(error: Exception) -> ProviderFailure | None:
             ProviderFailure.UNAVAILABLE if status >= 500 or status in (408, 429) else ProviderFailure.REQUEST_REJECTED
         )
     return None
+
+
+def describe_invalid_output(error: BaseException | None, raw: Any) -> str:
+    """What was wrong with a structured answer, in words the model can act on in a repair request."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or '(root)'}: {item['msg']}"
+            for item in error.errors(include_url=False)[:10]
+        )
+    if error is not None:
+        return " ".join(str(error).split())[:1000] or type(error).__name__
+    if isinstance(raw, AIMessage) and raw.invalid_tool_calls:
+        return f"the tool arguments are not valid JSON: {raw.invalid_tool_calls[0].get('error') or ''}".strip()
+    return "no call to the tool: answer only by calling the tool, with arguments that follow its schema"
+
+
+def produced_text(raw: Any) -> str:
+    """What the model answered, as text, to show it back in the repair request."""
+    if isinstance(raw, AIMessage):
+        if raw.tool_calls:
+            return json.dumps(raw.tool_calls[0]["args"], ensure_ascii=False)[:4000]
+        if raw.invalid_tool_calls:
+            return str(raw.invalid_tool_calls[0].get("args") or "")[:4000]
+        return raw.text[:4000]
+    return ""

@@ -13,7 +13,6 @@ found in the note.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -22,15 +21,12 @@ from typing import Annotated, Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from capture.extraction.drafts import Evidence, ExtractionResult, NoteSource, PracticeDraft, verify_draft
 from capture.language import LANGUAGES
 from prompts import Prompt, load_prompt
-from retrieval.llm import (
-    build_chat_model,  # noqa: F401  (moved to retrieval.llm; tests/llm/test_llama_server.py imports it from here)
-    provider_failure_code,
-)
+from retrieval.llm import describe_invalid_output, produced_text, provider_failure_code
 from retrieval.notes import Participant
 from retrieval.sanitising import looks_like_instruction
 
@@ -187,32 +183,6 @@ def match_participant(name: str, participants: Sequence[Participant]) -> Partici
     return by_first[0] if len(by_first) == 1 else None
 
 
-def _describe_error(error: BaseException | None, raw: Any) -> str:
-    """What was wrong with an answer, in words the model can act on."""
-    if isinstance(error, ValidationError):
-        problems = [
-            f"{'.'.join(str(part) for part in item['loc']) or '(root)'}: {item['msg']}"
-            for item in error.errors(include_url=False)[:10]
-        ]
-        return "; ".join(problems)
-    if error is not None:
-        return " ".join(str(error).split())[:1000] or type(error).__name__
-    if isinstance(raw, AIMessage) and raw.invalid_tool_calls:
-        return f"the tool arguments are not valid JSON: {raw.invalid_tool_calls[0].get('error') or ''}".strip()
-    return "no call to the tool: answer only by calling the tool, with arguments that follow its schema"
-
-
-def _produced(raw: Any) -> str:
-    """What the model answered, as text, to show it back in the repair request."""
-    if isinstance(raw, AIMessage):
-        if raw.tool_calls:
-            return json.dumps(raw.tool_calls[0]["args"], ensure_ascii=False)[:4000]
-        if raw.invalid_tool_calls:
-            return str(raw.invalid_tool_calls[0].get("args") or "")[:4000]
-        return raw.text[:4000]
-    return ""
-
-
 class LLMExtractor:
     """Drafts best-practice entries with a LangChain chat model that can call tools."""
 
@@ -281,10 +251,10 @@ class LLMExtractor:
             parsed = reply.get("parsed")
             if isinstance(parsed, ExtractedPractices):
                 return parsed, ""
-            problem = _describe_error(reply.get("parsing_error"), reply.get("raw"))
+            problem = describe_invalid_output(reply.get("parsing_error"), reply.get("raw"))
             messages = [
                 *messages[:2],
-                AIMessage(_produced(reply.get("raw"))),
+                AIMessage(produced_text(reply.get("raw"))),
                 HumanMessage(prompt.render_repair(error=problem)),
             ]
         return None, f"{FailureCode.INVALID_OUTPUT}: {MAX_ATTEMPTS} answers failed validation; last: {problem[:500]}"

@@ -19,7 +19,8 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from capture.extraction.drafts import NoteSource
-from capture.extraction.llm import ExtractedPractices, FailureCode, LLMExtractor, build_chat_model
+from capture.extraction.llm import ExtractedPractices, FailureCode, LLMExtractor
+from retrieval.llm import build_chat_model
 from retrieval.notes import Participant
 
 pytestmark = pytest.mark.llama_server
