@@ -81,10 +81,9 @@ def upload(client: TestClient, hr: dict[str, str], text: str, **fields: Any) -> 
     raise AssertionError("extraction did not finish")
 
 
-def test_upload_approve_then_ask_in_english_gets_a_cited_answer_and_the_expert(
-    client: TestClient, hr: dict[str, str], employee: dict[str, str]
-) -> None:
-    note_id = upload(
+def upload_circle(client: TestClient, hr: dict[str, str]) -> str:
+    """The public maintenance circle where Karim explains the gasket change and Sophie asks."""
+    return upload(
         client,
         hr,
         CIRCLE,
@@ -92,6 +91,12 @@ def test_upload_approve_then_ask_in_english_gets_a_cited_answer_and_the_expert(
         visibility="public",
         participants=[{"name": "Karim Benali", "role": "facilitator"}, {"name": "Sophie Martin", "role": "member"}],
     )
+
+
+def test_upload_approve_then_ask_in_english_gets_a_cited_answer_and_the_expert(
+    client: TestClient, hr: dict[str, str], employee: dict[str, str]
+) -> None:
+    note_id = upload_circle(client, hr)
     secret_id = upload(
         client,
         hr,
@@ -132,14 +137,7 @@ def test_upload_approve_then_ask_in_english_gets_a_cited_answer_and_the_expert(
 def test_an_off_topic_question_abstains_and_is_a_knowledge_gap(
     client: TestClient, hr: dict[str, str], employee: dict[str, str]
 ) -> None:
-    upload(
-        client,
-        hr,
-        CIRCLE,
-        kind="circle",
-        visibility="public",
-        participants=[{"name": "Karim Benali", "role": "facilitator"}, {"name": "Sophie Martin", "role": "member"}],
-    )
+    upload_circle(client, hr)
     question = {"question": "Combien de jours de congés payés a-t-on par an ?"}
     body = client.post("/api/ask", json=question, headers=employee).json()
     assert body["abstained"] is True and body["language"] == "fr"
@@ -151,14 +149,7 @@ def test_an_off_topic_question_abstains_and_is_a_knowledge_gap(
 def test_the_stream_sends_the_answer_claim_by_claim_then_citations_and_suggestions(
     client: TestClient, hr: dict[str, str], employee: dict[str, str]
 ) -> None:
-    upload(
-        client,
-        hr,
-        CIRCLE,
-        kind="circle",
-        visibility="public",
-        participants=[{"name": "Karim Benali", "role": "facilitator"}, {"name": "Sophie Martin", "role": "member"}],
-    )
+    upload_circle(client, hr)
     question = {"question": "Comment changer le joint sans arrêter la ligne ?"}
     with client.stream("POST", "/api/ask/stream", json=question, headers=employee) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
