@@ -27,6 +27,7 @@ from retrieval.errors import Forbidden, PersonNotFound
 from retrieval.lexical import analyse
 from retrieval.notes import Participant
 from retrieval.records import Base, ChunkRecord, FeedbackRecord, PersonRecord, QuestionRecord, UserRecord
+from tests.byte_scan import float_bytes_in
 from tests.conftest import DATA, ServicesFactory
 
 ADMIN = Viewer.administrator()
@@ -148,23 +149,6 @@ def derived_vectors(services: Services, note_ids: list[str], practice_id: str) -
     found.update({f"entry:{k}": v for k, v in services.practice_index.store.get_vectors([practice_id]).items()})
     found.update({f"group:{k}": v for k, v in services.practices.group_store.get_vectors([practice_id]).items()})
     return found
-
-
-def float_bytes_in(data: bytes, vector: Vectors) -> bool:
-    """Whether a vector sits in the bytes as float32, verbatim or as Chroma's HNSW normalises it (any alignment)."""
-    target = np.asarray(vector, dtype=np.float32)
-    if target.tobytes() in data:
-        return True
-    target = target / np.linalg.norm(target)
-    for shift in range(4):
-        floats = np.frombuffer(data[shift : shift + (len(data) - shift) // 4 * 4], dtype=np.float32)
-        if len(floats) < len(target):
-            continue
-        with np.errstate(invalid="ignore"):
-            starts = np.flatnonzero(np.abs(floats[: len(floats) - len(target) + 1] - target[0]) < 1e-6)
-        if any(np.abs(floats[i : i + len(target)] - target).max() < 1e-5 for i in starts):
-            return True
-    return False
 
 
 def files_under(directory: Path) -> dict[str, bytes]:

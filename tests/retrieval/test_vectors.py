@@ -18,6 +18,7 @@ from capture.ingestion import NoteMetadata
 from retrieval.access import AccessScope, Viewer
 from retrieval.search import dense_candidates
 from retrieval.vectors import ChromaVectorStore
+from tests.byte_scan import float_bytes_in
 from tests.conftest import ServicesFactory
 
 
@@ -98,22 +99,7 @@ def test_notes_are_stored_and_searched_through_a_chroma_server(
 
 def _holds(directory: Path, vector: np.ndarray) -> bool:
     """Whether any file under the directory holds the vector's float32 bytes, as given or as HNSW normalises it."""
-    for path in directory.rglob("*"):
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        if vector.tobytes() in data:
-            return True
-        target = vector / np.linalg.norm(vector)
-        for shift in range(4):
-            floats = np.frombuffer(data[shift : shift + (len(data) - shift) // 4 * 4], dtype=np.float32)
-            if len(floats) < len(target):
-                continue
-            with np.errstate(invalid="ignore"):
-                starts = np.flatnonzero(np.abs(floats[: len(floats) - len(target) + 1] - target[0]) < 1e-6)
-            if any(np.abs(floats[i : i + len(target)] - target).max() < 1e-5 for i in starts):
-                return True
-    return False
+    return any(path.is_file() and float_bytes_in(path.read_bytes(), vector) for path in directory.rglob("*"))
 
 
 @pytest.mark.parametrize("size", [40, 1500])  # below and above the size at which Chroma writes HNSW segment files
