@@ -4,7 +4,6 @@ answer and the colleague who knows; abstention; streaming; feedback; a private n
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from api.accounts import Accounts
 from api.app import create_app
 from api.services import Services
 from api.settings import ApiSettings
+from tests.api.test_practices_http import wait_for_jobs
 from tests.conftest import ServicesFactory
 
 TOKEN = "test-admin-token-0123456789"
@@ -72,13 +72,8 @@ def upload(client: TestClient, hr: dict[str, str], text: str, **fields: Any) -> 
     response = client.post("/api/notes", json=body, headers=hr)
     assert response.status_code == 201, response.text
     note_id: str = response.json()["note_id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        jobs = client.get("/api/jobs", params={"note_id": note_id}, headers=hr).json()["jobs"]
-        if jobs and all(job["status"] not in ("pending", "running") for job in jobs):
-            return note_id
-        time.sleep(0.2)
-    raise AssertionError("extraction did not finish")
+    wait_for_jobs(client, note_id, hr)
+    return note_id
 
 
 def upload_circle(client: TestClient, hr: dict[str, str]) -> str:
