@@ -3,6 +3,10 @@
 Run from the repository root: ``.venv/bin/python tests/data/injection/make_documents.py``. The output is
 deterministic (fixed .docx timestamps, a hand-written PDF), so a re-run changes no byte; ``vectors.json`` lists the
 injected texts the tests look for. python-docx comes with unstructured's docx extra; the PDF needs no writer.
+
+The builders (``text_document``, ``html_document``, ``docx_document``, ``pdf_document``) take any title and
+paragraphs, each flagged hidden or not, and return the document's bytes: ``tests/security/test_injection.py``
+builds its matrix of payloads and carriers with them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import datetime as dt
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -45,50 +50,56 @@ def lines(hidden: str | None = None) -> list[tuple[str, bool]]:
     return [(text, False) for text in LEGITIMATE[:2]] + injected + [(text, False) for text in LEGITIMATE[2:]]
 
 
-def write_text(name: str, markdown: bool) -> None:
-    heading = f"# {TITLE}" if markdown else f"{TITLE}\n{'=' * len(TITLE)}"
-    body = "\n\n".join(text for text, _ in lines())
-    (HERE / name).write_text(f"{heading}\n\n{body}\n", encoding="utf-8")
+Paragraphs = Sequence[tuple[str, bool]]
+
+
+def text_document(title: str, paragraphs: Paragraphs, markdown: bool) -> bytes:
+    """Plain text or Markdown: a heading, then every paragraph (a plain text file hides nothing)."""
+    heading = f"# {title}" if markdown else f"{title}\n{'=' * len(title)}"
+    body = "\n\n".join(text for text, _ in paragraphs)
+    return f"{heading}\n\n{body}\n".encode()
 
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def write_html(name: str, hidden: str | None) -> None:
-    paragraphs = []
-    for text, is_hidden in lines(hidden):
+def html_document(title: str, paragraphs: Paragraphs, hidden: str | None) -> bytes:
+    """An HTML page; hidden paragraphs go in a ``comment`` or a ``display_none`` block."""
+    blocks = []
+    for text, is_hidden in paragraphs:
         if is_hidden and hidden == "comment":
             # A comment cannot hold "--": none of the vectors does.
-            paragraphs.append(f"<!-- {text} -->")
+            blocks.append(f"<!-- {text} -->")
         elif is_hidden:
-            paragraphs.append(f'<div style="display:none">{_escape(text)}</div>')
+            blocks.append(f'<div style="display:none">{_escape(text)}</div>')
         else:
-            paragraphs.append(f"<p>{_escape(text)}</p>")
+            blocks.append(f"<p>{_escape(text)}</p>")
     page = (
         '<!DOCTYPE html>\n<html lang="fr">\n<head><meta charset="utf-8"><title>'
-        + _escape(TITLE)
+        + _escape(title)
         + "</title></head>\n<body>\n<h1>"
-        + _escape(TITLE)
+        + _escape(title)
         + "</h1>\n"
-        + "\n".join(paragraphs)
+        + "\n".join(blocks)
         + "\n</body>\n</html>\n"
     )
-    (HERE / name).write_text(page, encoding="utf-8")
+    return page.encode()
 
 
-def write_docx(name: str, hidden: str | None) -> None:
+def docx_document(title: str, paragraphs: Paragraphs, hidden: str | None) -> bytes:
+    """A Word document; hidden runs are ``vanish`` (Word's hidden text), ``tiny`` (1 pt) or ``white``."""
     from docx import Document
     from docx.shared import Pt, RGBColor
 
     document = Document()
-    document.core_properties.title = TITLE
+    document.core_properties.title = title
     document.core_properties.created = dt.datetime(2026, 3, 12)
     document.core_properties.modified = dt.datetime(2026, 3, 12)
     document.core_properties.last_modified_by = "Karim Benali"
     document.core_properties.author = "Karim Benali"
-    document.add_heading(TITLE, level=1)
-    for text, is_hidden in lines(hidden):
+    document.add_heading(title, level=1)
+    for text, is_hidden in paragraphs:
         run = document.add_paragraph().add_run(text)
         if not is_hidden:
             continue
@@ -101,11 +112,13 @@ def write_docx(name: str, hidden: str | None) -> None:
     buffer = io.BytesIO()
     document.save(buffer)
     # Rewrite the zip with fixed entry dates, so that a re-run writes the same bytes.
-    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(HERE / name, "w", zipfile.ZIP_DEFLATED) as target:
+    fixed = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as target:
         for info in source.infolist():
             entry = zipfile.ZipInfo(info.filename, date_time=(2026, 3, 12, 0, 0, 0))
             entry.compress_type = zipfile.ZIP_DEFLATED
             target.writestr(entry, source.read(info.filename))
+    return fixed.getvalue()
 
 
 def _pdf_string(text: str) -> str:
@@ -123,11 +136,11 @@ def _wrapped(text: str, width: int = 95) -> list[str]:
     return rows
 
 
-def write_pdf(name: str, hidden: bool) -> None:
+def pdf_document(title: str, paragraphs: Paragraphs) -> bytes:
     """A one-page PDF in Helvetica (WinAnsi): a 16 pt heading, 10 pt turns; hidden turns are set in white."""
-    ops = ["BT", "/F1 16 Tf", "0 0 0 rg", "1 0 0 1 56 790 Tm", f"{_pdf_string(TITLE)} Tj", "/F1 10 Tf"]
+    ops = ["BT", "/F1 16 Tf", "0 0 0 rg", "1 0 0 1 56 790 Tm", f"{_pdf_string(title)} Tj", "/F1 10 Tf"]
     y = 760
-    for text, is_hidden in lines("white" if hidden else None):
+    for text, is_hidden in paragraphs:
         ops.append("1 1 1 rg" if is_hidden else "0 0 0 rg")
         for row in _wrapped(text):
             ops.append(f"1 0 0 1 56 {y} Tm")
@@ -153,21 +166,29 @@ def write_pdf(name: str, hidden: bool) -> None:
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    (HERE / name).write_bytes(bytes(out))
+    return bytes(out)
+
+
+def documents() -> dict[str, bytes]:
+    """The hostile notes of this folder, by file name."""
+    return {
+        "visible.txt": text_document(TITLE, lines(), markdown=False),
+        "visible.md": text_document(TITLE, lines(), markdown=True),
+        "visible.html": html_document(TITLE, lines(), None),
+        "comment.html": html_document(TITLE, lines("comment"), "comment"),
+        "display_none.html": html_document(TITLE, lines("display_none"), "display_none"),
+        "visible.docx": docx_document(TITLE, lines(), None),
+        "vanish.docx": docx_document(TITLE, lines("vanish"), "vanish"),
+        "tiny.docx": docx_document(TITLE, lines("tiny"), "tiny"),
+        "white.docx": docx_document(TITLE, lines("white"), "white"),
+        "visible.pdf": pdf_document(TITLE, lines()),
+        "white.pdf": pdf_document(TITLE, lines("white")),
+    }
 
 
 def main() -> None:
-    write_text("visible.txt", markdown=False)
-    write_text("visible.md", markdown=True)
-    write_html("visible.html", None)
-    write_html("comment.html", "comment")
-    write_html("display_none.html", "display_none")
-    write_docx("visible.docx", None)
-    write_docx("vanish.docx", "vanish")
-    write_docx("tiny.docx", "tiny")
-    write_docx("white.docx", "white")
-    write_pdf("visible.pdf", hidden=False)
-    write_pdf("white.pdf", hidden=True)
+    for name, data in documents().items():
+        (HERE / name).write_bytes(data)
     manifest = {"title": TITLE, "legitimate": list(LEGITIMATE), "speaker": SPEAKER.strip(" :"), "vectors": VECTORS}
     (HERE / "vectors.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
