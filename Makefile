@@ -11,7 +11,7 @@ export UNSTRUCTURED_DISABLE_NOTICE := 1
 export COMPAGNON_DATA_DIR ?= data
 export COMPAGNON_TEST_POSTGRES_URL ?= postgresql+psycopg://root@127.0.0.1:5432/postgres
 
-.PHONY: install run test lint bench eval clean
+.PHONY: install run test lint bench eval load clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: install
 test: install
 	$(PY) -m pytest
 
+# 1,000 notes imported under 20 random SIGKILLs, and restarts above Chroma's 1,000-vector sync threshold.
+.PHONY: test-crash
+test-crash: install
+	CRASH_NOTES=1000 CRASH_KILLS=20 RESTART_CHUNKS=1500 $(PY) -m pytest -s tests/reliability/test_crash.py tests/reliability/test_restart.py
+
 lint: install
 	$(VENV)/bin/ruff check capture retrieval api prompts tests
 	$(VENV)/bin/ruff format --check capture retrieval api prompts tests
@@ -36,6 +41,10 @@ lint: install
 
 bench: install
 	$(PY) -m retrieval.benchmark
+
+# Not part of `make test`: 20 users for 60 s on a demo server, then a 50 MB upload streamed beside /healthz and search.
+load: install
+	$(PY) -m tests.load.run
 
 eval: install
 	$(PY) -m retrieval.evaluation

@@ -6,14 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ErrorCode, error_response, install_error_handlers
-from api.routes import ask, auth, health, notes, people, practices, search
+from api.observability import AppMetrics, RequestObservability
+from api.routes import ask, auth, health, kpis, notes, people, practices, review, search
 from api.security import RateLimits, SecurityHeaders, SlidingWindow
 from api.services import Services
 from api.settings import ApiSettings
+from api.web import mount_static
+from api.web import router as web_router
 
 
 class BodySizeLimit:
@@ -62,7 +64,9 @@ def create_app(settings: ApiSettings, services: Services) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        services.jobs.start()
+        # With a broker, extraction jobs go to the workers (``compagnon worker``), not to a thread here.
+        if services.tasks is None:
+            services.jobs.start()
         yield
         services.jobs.stop()
 
@@ -74,18 +78,19 @@ def create_app(settings: ApiSettings, services: Services) -> FastAPI:
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.metrics = AppMetrics(services.knowledge.sessions)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(notes.router)
     app.include_router(search.router)
     app.include_router(practices.router)
+    app.include_router(review.router)
     app.include_router(ask.router)
     app.include_router(auth.router)
     app.include_router(people.router)
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    app.include_router(kpis.router)
+    app.include_router(web_router)
+    mount_static(app)
 
     # Multipart framing adds a little to the file itself.
     app.add_middleware(BodySizeLimit, limit=services.capture.max_upload_bytes + 256 * 1024)
@@ -97,4 +102,6 @@ def create_app(settings: ApiSettings, services: Services) -> FastAPI:
         },
     )
     app.add_middleware(SecurityHeaders)
+    # Outermost: every response gets its request id, and every request is timed and logged.
+    app.add_middleware(RequestObservability, metrics=app.state.metrics)
     return app

@@ -19,14 +19,19 @@ from api.schemas import note_detail_json, note_summary_json, save_result_json
 from api.services import Services, build_services
 from api.settings import ApiSettings
 from capture.errors import CaptureError
-from capture.ingestion import NoteMetadata, parse_date, parse_participant
+from capture.extraction.duplicates import draft_text
+from capture.ingestion import ImportOutcome, NoteMetadata, parse_date, parse_participant
 from capture.language import detect_language
 from capture.review import PracticeFilters
 from capture.settings import CaptureSettings
 from retrieval.access import ROLES, Viewer
 from retrieval.audit import AuditFilters
+from retrieval.backup import RestoreReport, VectorIndexes, create_backup, rebuild_vectors, restore_backup
 from retrieval.database import open_database
+from retrieval.embedders import Embedder
 from retrieval.errors import RetrievalError
+from retrieval.kpis import MEASURES, KpiFilters
+from retrieval.lock import lock_data_dir, open_records_readonly
 from retrieval.search import SearchFilters
 from retrieval.settings import RetrievalSettings
 
@@ -67,17 +72,19 @@ def _metadata(args: argparse.Namespace) -> NoteMetadata:
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest files (or stdin with ``-``) with the metadata given on the command line."""
     services = _services()
-    _require_uploader(acting_viewer(args, services))
+    viewer = acting_viewer(args, services)
+    _require_uploader(viewer)
+    ingestor = services.ingestor_for(viewer)
     metadata = _metadata(args)
     failures = 0
     results: list[dict[str, Any]] = []
     for name in args.files:
         try:
             if name == "-":
-                result = services.ingestor.ingest_text(sys.stdin.read(), metadata)
+                result = ingestor.ingest_text(sys.stdin.read(), metadata)
             else:
                 path = Path(name)
-                result = services.ingestor.ingest_bytes(path.read_bytes(), metadata, filename=path.name)
+                result = ingestor.ingest_bytes(path.read_bytes(), metadata, filename=path.name)
             results.append({"file": name, **save_result_json(result)})
         except OSError as exc:
             failures += 1
@@ -105,16 +112,56 @@ def _run_extraction(services: Services) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """Bulk-import a JSONL manifest."""
     services = _services()
-    _require_uploader(acting_viewer(args, services))
-    report = services.ingestor.import_manifest(Path(args.manifest))
+    viewer = acting_viewer(args, services)
+    _require_uploader(viewer)
+    on_outcome = _acknowledge if args.progress else None
+    report = services.ingestor_for(viewer).import_manifest(Path(args.manifest), on_outcome=on_outcome)
     _run_extraction(services)
-    if args.json:
+    if args.progress:
+        _print_json_line(report.as_json())
+    elif args.json:
         _print_json(report.as_json())
     else:
         print(f"imported {report.imported}, unchanged {report.unchanged}, failed {len(report.failed)}")
         for failure in report.failed:
             print(f"  {failure.id}: {failure.error_code}: {failure.detail}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _print_json_line(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False), flush=True)
+
+
+def _acknowledge(outcome: ImportOutcome) -> None:
+    """Tell at once that a manifest line is stored (a crash after this loses nothing it told)."""
+    _print_json_line(outcome.as_json())
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check that the records, vectors, originals, lexical index and jobs agree; ``--repair`` fixes them."""
+    services = build_services(RetrievalSettings(), CaptureSettings(), reconcile=False)
+    if not acting_viewer(args, services).may_manage_accounts:
+        raise ApiError(ErrorCode.FORBIDDEN, "checking and repairing the stores is for admins")
+    reconciler = services.reconciler()
+    found = reconciler.check()
+    remaining = found
+    if args.repair and not found.consistent:
+        reconciler.repair(found)
+        remaining = reconciler.check()
+    if args.json:
+        _print_json({"consistent": remaining.consistent, "found": found.as_json(), "remaining": remaining.as_json()})
+        return 0 if remaining.consistent else 1
+    print(f"notes {found.notes}, chunks {found.chunks}, vectors {found.vectors} ({found.seconds:.2f} s)")
+    for kind, count in found.disagreements().items():
+        if count:
+            print(f"  {kind}: {count}{'' if args.repair else ' (run with --repair to fix)'}")
+    if remaining.consistent:
+        print("repaired: the stores agree" if not found.consistent else "the stores agree")
+        return 0
+    for kind, count in remaining.disagreements().items():
+        if count:
+            print(f"  still {kind}: {count}", file=sys.stderr)
+    return 1
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -263,6 +310,40 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kpis(args: argparse.Namespace) -> int:
+    """The programme's measures over a period: a summary, every measure as JSON, or one measure as CSV."""
+    services = _services()
+    viewer = acting_viewer(args, services)
+    filters = KpiFilters(
+        date_from=args.date_from, date_to=args.date_to, community=args.community, kind=args.kind, bucket=args.bucket
+    )
+    if args.csv:
+        sys.stdout.write(services.kpis.table(viewer, filters, args.csv).csv())
+        return 0
+    report = services.kpis.report(viewer, filters)
+    if args.json:
+        _print_json(report)
+        return 0
+    period = report["period"]
+    print(f"{period['date_from']} to {period['date_to']}, by {period['bucket']}")
+    print("participation (participants / people known in the community):")
+    for row in report["participation"]["communities"]:
+        print(f"  {row['community']}: {row['participants']} / {row['known']}")
+    print("period      sessions  turns  questions  thumbs up  thumbs down")
+    for activity, feedback in zip(report["activity"]["rows"], report["feedback"]["rows"], strict=True):
+        print(
+            f"{activity['label']:10}  {activity['sessions']:8}  {activity['turns']:5}  {activity['questions']:9}"
+            f"  {feedback['up']:9}  {feedback['down']:11}"
+        )
+    current = report["review"]["current"]
+    print(f"entries: {current['draft']} drafts, {current['approved']} approved ({current['due_now']} due)")
+    print(f"knowledge gaps: {report['gaps']['total']} questions")
+    for group in report["gaps"]["groups"]:
+        suggested = ", ".join(group["suggested"]) or "nobody"
+        print(f"  {group['count']} x {group['topic']} (ask {suggested})")
+    return 0
+
+
 def cmd_notes(args: argparse.Namespace) -> int:
     """List, show or delete notes."""
     services = _services()
@@ -348,10 +429,13 @@ def cmd_practices(args: argparse.Namespace) -> int:
 def cmd_jobs(args: argparse.Namespace) -> int:
     """Show extraction jobs; ``--run`` runs the pending ones now."""
     services = _services()
+    viewer = acting_viewer(args, services)
     if args.run:
+        if not viewer.may_upload:
+            raise ApiError(ErrorCode.FORBIDDEN, "running the extraction jobs is for facilitators, HR and admins")
         services.jobs.recover()
         services.jobs.drain()
-    jobs = services.jobs.list_jobs(note_id=args.note)
+    jobs = services.jobs.list_jobs(viewer, note_id=args.note)
     if args.json:
         _print_json({"jobs": [job.as_json() for job in jobs]})
     else:
@@ -365,13 +449,110 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.observability import configure_logging
 
     settings = ApiSettings()
     host = args.host or settings.host
     port = args.port or settings.port
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings, _services())
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, log_level=settings.log_level)
     return 0
+
+
+def _require_admin(viewer: Viewer) -> None:
+    if not viewer.may_manage_accounts:
+        raise ApiError(ErrorCode.FORBIDDEN, "backup and restore are for admins")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Write a consistent backup (records snapshot, originals, manifest); the service may keep running."""
+    settings = RetrievalSettings()
+    if args.acting_as is not None:
+        _require_admin(Accounts(open_records_readonly(settings.resolved_database_url)).viewer(args.acting_as))
+    report = create_backup(settings, Path(args.dest))
+    if args.json:
+        _print_json(report.as_json())
+    else:
+        print(
+            f"backup {report.path}: schema {report.schema_revision}, {report.counts.get('notes', 0)} notes, "
+            f"{report.counts.get('chunks', 0)} chunks, {report.originals} originals in {report.seconds:.1f} s"
+        )
+        for note_id in report.originals_missing:
+            print(f"  note {note_id}: its original was deleted after the snapshot", file=sys.stderr)
+    return 0
+
+
+def vector_indexes(services: Services) -> VectorIndexes:
+    """The vector collections of the services, with the embedder and text each is built from."""
+    return VectorIndexes(
+        chunks=services.knowledge.store,
+        embedder=services.knowledge.embedder,
+        practices=services.practice_index,
+        groups=services.practices.group_store,
+        group_embedder=services.practices.group_embedder,
+        group_text=draft_text,
+        questions=services.finder.question_store,
+        question_embedder=services.finder.question_embedder,
+    )
+
+
+def restore_into(
+    retrieval: RetrievalSettings,
+    capture: CaptureSettings,
+    source: Path,
+    force: bool = False,
+    acting_as: str | None = None,
+    embedder: Embedder | None = None,
+    group_embedder: Embedder | None = None,
+) -> tuple[RestoreReport, dict[str, int]]:
+    """Restore a backup into the (empty) target of the settings, then embed every vector collection again."""
+
+    def authorize(sessions: Any) -> None:
+        if acting_as is not None:
+            _require_admin(Accounts(sessions).viewer(acting_as))
+
+    hold = lock_data_dir(retrieval.data_dir)
+    try:
+        report = restore_backup(source, retrieval, force=force, authorize=authorize)
+        services = build_services(retrieval, capture, embedder=embedder, group_embedder=group_embedder)
+        try:
+            vectors = rebuild_vectors(services.knowledge.sessions, vector_indexes(services))
+        finally:
+            services.close()
+    finally:
+        hold.release()
+    return report, vectors
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup into an empty data directory and database, then embed the vectors again."""
+    report, vectors = restore_into(
+        RetrievalSettings(), CaptureSettings(), Path(args.src), force=args.force, acting_as=args.acting_as
+    )
+    if args.json:
+        _print_json({**report.as_json(), "vectors": vectors})
+    else:
+        print(
+            f"restored schema {report.schema_revision} (migrated to {report.migrated_to}): "
+            f"{report.counts.get('notes', 0)} notes, {report.originals} originals, "
+            f"{vectors['chunks']} chunk vectors embedded again"
+        )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run uploads and extraction jobs from the broker (COMPAGNON_BROKER_URL) until stopped."""
+    from api.worker import run_worker
+
+    return run_worker(processes=args.processes, threads=args.threads)
+
+
+def _at_least_one(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
 
 
 def demo_manifest() -> Path:
@@ -458,7 +639,17 @@ def build_parser() -> argparse.ArgumentParser:
     bulk = commands.add_parser("import", help="bulk-import a JSONL manifest")
     bulk.add_argument("manifest")
     bulk.add_argument("--json", action="store_true")
+    bulk.add_argument(
+        "--progress",
+        action="store_true",
+        help="JSON Lines: one line per manifest line as soon as it is stored (or failed), then the summary",
+    )
     bulk.set_defaults(handler=cmd_import)
+
+    doctor = commands.add_parser("doctor", help="check that the stores agree (exit 1 if not); --repair fixes them")
+    doctor.add_argument("--repair", action="store_true", help="fix every disagreement found")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=cmd_doctor)
 
     search = commands.add_parser("search", help="hybrid search over the notes")
     search.add_argument("query")
@@ -511,6 +702,16 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("--limit", type=int, default=100)
     feedback.add_argument("--json", action="store_true")
     feedback.set_defaults(handler=cmd_feedback)
+
+    kpis = commands.add_parser("kpis", help="the programme's measures: participation, activity, feedback, gaps")
+    kpis.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (default: a year ago)")
+    kpis.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (default: today)")
+    kpis.add_argument("--community")
+    kpis.add_argument("--kind", help="circle, pair, mentoring or other")
+    kpis.add_argument("--bucket", default="month", help="week or month")
+    kpis.add_argument("--csv", metavar="MEASURE", help=f"print one measure as CSV: {', '.join(MEASURES)}")
+    kpis.add_argument("--json", action="store_true")
+    kpis.set_defaults(handler=cmd_kpis)
 
     notes = commands.add_parser("notes", help="list, show or delete notes")
     notes_commands = notes.add_subparsers(dest="notes_command", required=True)
@@ -569,6 +770,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.set_defaults(handler=cmd_serve)
 
+    worker = commands.add_parser("worker", help="run uploads and extraction jobs from COMPAGNON_BROKER_URL")
+    worker.add_argument("--processes", type=_at_least_one, default=1, help="worker processes (default 1)")
+    worker.add_argument("--threads", type=_at_least_one, default=2, help="threads per process (default 2)")
+    worker.set_defaults(handler=cmd_worker)
+
     demo = commands.add_parser("demo", help="load the demo corpus")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo)
@@ -588,6 +794,17 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("login")
     token.add_argument("--name", default="")
     users.set_defaults(handler=cmd_users)
+
+    backup = commands.add_parser("backup", help="write a consistent backup while the service runs (admins)")
+    backup.add_argument("dest", help="a new (or empty) folder")
+    backup.add_argument("--json", action="store_true")
+    backup.set_defaults(handler=cmd_backup)
+
+    restore = commands.add_parser("restore", help="restore a backup into an empty data directory (admins)")
+    restore.add_argument("src", help="the backup folder")
+    restore.add_argument("--force", action="store_true", help="erase the target data directory and database first")
+    restore.add_argument("--json", action="store_true")
+    restore.set_defaults(handler=cmd_restore)
     return parser
 
 

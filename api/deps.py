@@ -10,6 +10,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from api.accounts import Accounts
 from api.errors import ApiError, ErrorCode
+from api.observability import note_user
 from api.services import Services
 from api.settings import ApiSettings
 from retrieval.access import Viewer
@@ -57,7 +58,14 @@ def get_viewer(
     """The signed-in viewer: by bearer token (an account's, or the admin token), else by session cookie.
 
     A request with neither is refused (401): "public" notes are public to the colleagues who signed in.
+    The request's log line names the account.
     """
+    viewer = _signed_in(request, bearer, cookie)
+    note_user(viewer.label)
+    return viewer
+
+
+def _signed_in(request: Request, bearer: HTTPAuthorizationCredentials | None, cookie: str | None) -> Viewer:
     if bearer is not None:
         token = bearer.credentials
         admin_token = get_settings(request).admin_token
@@ -94,5 +102,3 @@ AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 UploaderDep = Annotated[Viewer, Depends(require_uploader)]
 AdminDep = Annotated[Viewer, Depends(require_admin)]
-# Changing a person's settings (opting out of suggestions) is an admin's job too, until people manage their own.
-WriterDep = AdminDep

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -11,8 +12,10 @@ from capture.ingestion import Ingestor
 from capture.jobs import ExtractionJobs
 from capture.language import detect_language
 from capture.privacy import PresidioPiiDetector
+from capture.queue import TaskQueue
 from capture.review import PracticeBook
 from capture.settings import CaptureSettings
+from capture.uploads import Uploads
 from retrieval.access import Viewer
 from retrieval.answers import Answerer, ExtractiveAnswerer
 from retrieval.asking import AskedAnswer, Asker
@@ -22,11 +25,16 @@ from retrieval.database import open_database
 from retrieval.embedders import Embedder, UniversalSentenceEncoderEmbedder, build_embedder
 from retrieval.expert_finder import ExpertFinder, Suggestions
 from retrieval.knowledge import KnowledgeBase
+from retrieval.kpis import ProgrammeMeasures
+from retrieval.lock import DataDirLock, lock_data_dir
 from retrieval.notes import SaveResult
 from retrieval.practice_index import PracticeIndex
+from retrieval.reconcile import Reconciler, ReconcileReport
 from retrieval.search import HybridSearcher
 from retrieval.settings import RetrievalSettings
 from retrieval.vectors import ChromaVectorStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +53,30 @@ class Services:
     eraser: PersonEraser
     asker: Asker
     finder: ExpertFinder
+    data_lock: DataDirLock | None = None
+    startup_repair: ReconcileReport | None = None
+    # The workers' task queue, when COMPAGNON_BROKER_URL is set (else uploads and jobs run in this process).
+    tasks: TaskQueue | None = None
+
+    def reconciler(self) -> Reconciler:
+        """The reconciler of the stores; exclusive when this process holds the data directory's lock."""
+        return Reconciler(self.knowledge, self.jobs.enqueue, exclusive=self.data_lock is not None)
+
+    @property
+    def kpis(self) -> ProgrammeMeasures:
+        """The programme's measures, over the records and the expert finder (gaps grouped as peer questions are)."""
+        return ProgrammeMeasures(
+            self.knowledge.sessions, self.finder, self.finder.question_embedder, self.retrieval.peer_question_threshold
+        )
+
+    def ingestor_for(self, viewer: Viewer) -> Ingestor:
+        """An ingestor storing notes as uploaded by the viewer, who replaces a stored note only if theirs to replace."""
+        return Ingestor(
+            self.knowledge.uploads_by(viewer),
+            self.capture,
+            on_saved=self.ingestor.on_saved,
+            sandbox=self.ingestor.sandbox,
+        )
 
     def delete_note(self, note_id: str, viewer: Viewer) -> None:
         """Delete a note everywhere; the entries citing it lose that evidence first (and fall due)."""
@@ -75,8 +107,12 @@ class Services:
     def close(self) -> None:
         """Stop background work and release connections."""
         self.jobs.stop()
+        if self.tasks is not None:
+            self.tasks.close()
         self.ingestor.close()
         self.knowledge.close()
+        if self.data_lock is not None:
+            self.data_lock.release()
 
 
 def offline_environment() -> None:
@@ -130,7 +166,7 @@ def build_answerer(capture: CaptureSettings, retrieval: RetrievalSettings, group
     return LLMAnswerer(chat_model, model_name=capture.llm_model, fallback=extractive)
 
 
-def build_services(
+def _open_services(
     retrieval: RetrievalSettings,
     capture: CaptureSettings,
     embedder: Embedder | None = None,
@@ -217,3 +253,50 @@ def build_services(
             question_window_days=retrieval.peer_question_days,
         ),
     )
+
+
+def build_services(
+    retrieval: RetrievalSettings,
+    capture: CaptureSettings,
+    embedder: Embedder | None = None,
+    group_embedder: Embedder | None = None,
+    *,
+    reconcile: bool = True,
+) -> Services:
+    """Open the stores for writing and load the models, then repair what a crash may have left.
+
+    With an embedded Chroma the data directory's lock is taken first (``DataDirLocked`` when another
+    process holds it) and the first opening in the process checks the stores and repairs them, unless
+    ``reconcile`` is false (``doctor`` looks at them as they are). With a Chroma server several processes
+    may write, so none repairs on its own: ``compagnon doctor --repair`` does.
+    """
+    data_lock = None if retrieval.chroma_url else lock_data_dir(retrieval.data_dir)
+    try:
+        services = _open_services(retrieval, capture, embedder, group_embedder)
+    except BaseException:
+        if data_lock is not None:
+            data_lock.release()
+        raise
+    services.data_lock = data_lock
+    if capture.broker_url:
+        try:
+            uploads = Uploads(services.knowledge.sessions, capture, services.ingestor_for, services.jobs)
+            services.tasks = TaskQueue(capture, uploads, services.jobs)
+        except BaseException:
+            services.close()
+            raise
+        services.jobs.on_queued = services.tasks.send_extraction
+    if reconcile and data_lock is not None and data_lock.first:
+        reconciler = services.reconciler()
+        try:
+            found = reconciler.check(lexical=False)  # a process's lexical index is built from SQL: it agrees
+            if not found.consistent:
+                reconciler.repair(found)
+        except BaseException:
+            services.close()
+            raise
+        if not found.consistent:
+            repaired = {kind: count for kind, count in found.disagreements().items() if count}
+            logger.warning("start-up repair of %s: %s", retrieval.data_dir, repaired)
+        services.startup_repair = found
+    return services

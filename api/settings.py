@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,12 +37,25 @@ class ApiSettings(BaseSettings):
     login_rate_limit: int = Field(
         default=10, ge=1, description="Sign-in attempts a client address may make per minute, per process."
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level `compagnon serve` logs (debug, info, warning or error)."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines of `compagnon serve` on stderr: 'json' (one object per line, with the request id) "
+        "or 'text'.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token GET /metrics requires (at least 16 characters). Unset: /metrics is open, like "
+        "/healthz (it holds counts and timings, no content).",
+    )
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", "metrics_token")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             secret = value.get_secret_value()
             if secret.lower() in _PLACEHOLDERS or len(secret) < 16:
-                raise ValueError("admin_token must be a real secret of at least 16 characters")
+                raise ValueError("a token must be a real secret of at least 16 characters")
         return value

@@ -99,6 +99,35 @@ class ImportFailure:
     detail: str
 
 
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What became of one manifest line, told as soon as it is durably stored (or has failed)."""
+
+    line: int
+    id: str | None
+    result: SaveResult | None = None
+    failure: ImportFailure | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The outcome in the shape of an ``import --progress`` line."""
+        if self.result is not None:
+            return {
+                "line": self.line,
+                "id": self.id,
+                "note_id": self.result.note_id,
+                "status": self.result.status,
+                "chunks": self.result.chunk_count,
+            }
+        assert self.failure is not None
+        return {
+            "line": self.line,
+            "id": self.id,
+            "status": "failed",
+            "error_code": self.failure.error_code,
+            "detail": self.failure.detail,
+        }
+
+
 @dataclass
 class ImportReport:
     """What a bulk import did."""
@@ -198,8 +227,13 @@ class Ingestor:
             self.on_saved(result)
         return result
 
-    def import_manifest(self, manifest: Path) -> ImportReport:
-        """Import every line of a JSONL manifest; a bad line is reported and does not stop the others."""
+    def import_manifest(
+        self, manifest: Path, on_outcome: Callable[[ImportOutcome], None] | None = None
+    ) -> ImportReport:
+        """Import every line of a JSONL manifest; a bad line is reported and does not stop the others.
+
+        ``on_outcome`` hears of each line once its note is committed (or it failed): an acknowledgement.
+        """
         report = ImportReport()
         base = manifest.parent
         try:
@@ -217,16 +251,21 @@ class Ingestor:
                 entry_id = str(entry["id"]) if entry.get("id") is not None else None
                 result = self._import_entry(entry, base)
             except json.JSONDecodeError as exc:
-                report.failed.append(ImportFailure(entry_id, "invalid_manifest", f"line {number}: {exc}"))
-                continue
+                failure = ImportFailure(entry_id, "invalid_manifest", f"line {number}: {exc}")
             except (CaptureError, RetrievalError) as exc:
-                report.failed.append(ImportFailure(entry_id, exc.code, f"line {number}: {exc.detail}"))
-                continue
-            report.note_ids.append(result.note_id)
-            if result.status == "unchanged":
-                report.unchanged += 1
+                failure = ImportFailure(entry_id, exc.code, f"line {number}: {exc.detail}")
             else:
-                report.imported += 1
+                report.note_ids.append(result.note_id)
+                if result.status == "unchanged":
+                    report.unchanged += 1
+                else:
+                    report.imported += 1
+                if on_outcome is not None:
+                    on_outcome(ImportOutcome(number, entry_id, result=result))
+                continue
+            report.failed.append(failure)
+            if on_outcome is not None:
+                on_outcome(ImportOutcome(number, entry_id, failure=failure))
         return report
 
     def _import_entry(self, entry: Mapping[str, Any], base: Path) -> SaveResult:

@@ -3,6 +3,9 @@
 A job is claimed with a conditional update (only one worker wins it), and its drafts are stored in one
 transaction, so a job killed half-way leaves nothing half-done: on start, jobs left ``running`` go back
 to ``pending`` and run again, and re-running stores the same drafts under the same ids.
+
+A job is listed to those who may read its note, and to the account that uploaded a shared (public or
+community) note; the jobs of a private note are its participants' only, like the note.
 """
 
 from __future__ import annotations
@@ -10,25 +13,33 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from prometheus_client import Counter
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import sessionmaker
 
 from capture.extraction.drafts import NoteSource, PracticeExtractor, verify_draft
 from capture.review import PracticeBook
-from retrieval.access import Viewer
+from retrieval.access import Viewer, resolve_scope
 from retrieval.errors import NoteNotFound
-from retrieval.knowledge import KnowledgeBase
-from retrieval.records import JobRecord
+from retrieval.expert_finder import visible_notes
+from retrieval.knowledge import KnowledgeBase, uploader_label
+from retrieval.records import JobRecord, NoteRecord
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
+EXTRACTION_FAILURES = Counter(
+    "compagnon_extraction_failures_total",
+    "Extraction attempts that failed in this process: retried (attempts left) or failed (the job gave up).",
+    ["outcome"],
+)
 
 
 @dataclass(frozen=True)
 class JobView:
-    """A job's state, as shown to the uploader."""
+    """A job's state, as shown to those who may read its note."""
 
     id: str
     note_id: str
@@ -75,11 +86,14 @@ class ExtractionJobs:
         knowledge: KnowledgeBase,
         book: PracticeBook,
         extractor: PracticeExtractor,
+        on_queued: Callable[[str], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.knowledge = knowledge
         self.book = book
         self.extractor = extractor
+        # Called with each new job's id once it is stored (a broker's dispatch to the workers).
+        self.on_queued = on_queued
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,6 +104,8 @@ class ExtractionJobs:
         with self.sessions.begin() as session:
             session.add(JobRecord(id=job_id, note_id=note_id, kind="extract", status="pending", attempts=0, drafts=0))
         self._wake.set()
+        if self.on_queued is not None:
+            self.on_queued(job_id)
         return job_id
 
     def recover(self) -> int:
@@ -121,6 +137,23 @@ class ExtractionJobs:
         job_id = self._claim()
         if job_id is None:
             return False
+        self._run(job_id)
+        return True
+
+    def run_job(self, job_id: str) -> bool:
+        """Run one job by id if it is still pending (the job of a queued message); returns whether it ran."""
+        with self.sessions.begin() as session:
+            claimed = session.execute(
+                update(JobRecord)
+                .where(JobRecord.id == job_id, JobRecord.status == "pending")
+                .values(status="running", attempts=JobRecord.attempts + 1)
+            )
+        if claimed.rowcount != 1:
+            return False
+        self._run(job_id)
+        return True
+
+    def _run(self, job_id: str) -> None:
         with self.sessions() as session:
             job = session.get(JobRecord, job_id)
             assert job is not None
@@ -142,11 +175,12 @@ class ExtractionJobs:
             logger.exception("extraction job %s failed", job_id)
             status = "pending" if attempts < MAX_ATTEMPTS else "failed"
             detail = f"{type(exc).__name__}: {exc}"
+        if status in ("pending", "failed"):
+            EXTRACTION_FAILURES.labels("retried" if status == "pending" else "failed").inc()
         with self.sessions.begin() as session:
             session.execute(
                 update(JobRecord).where(JobRecord.id == job_id).values(status=status, drafts=drafts, detail=detail)
             )
-        return True
 
     def drain(self) -> int:
         """Run pending jobs until none is left; returns how many ran."""
@@ -155,10 +189,21 @@ class ExtractionJobs:
             count += 1
         return count
 
-    def list_jobs(self, note_id: str | None = None, limit: int = 100) -> list[JobView]:
-        """Jobs, newest first."""
+    def list_jobs(self, viewer: Viewer, note_id: str | None = None, limit: int = 100) -> list[JobView]:
+        """The jobs the viewer may see, newest first."""
         with self.sessions() as session:
-            query = select(JobRecord).order_by(JobRecord.created_at.desc(), JobRecord.id).limit(limit)
+            visible = visible_notes(resolve_scope(session, viewer))
+            uploader = uploader_label(viewer)
+            if viewer.may_upload and uploader is not None:
+                uploaded = and_(NoteRecord.uploaded_by == uploader, NoteRecord.visibility.in_(("public", "community")))
+                visible = or_(visible, uploaded)
+            query = (
+                select(JobRecord)
+                .join(NoteRecord, NoteRecord.id == JobRecord.note_id)
+                .where(visible)
+                .order_by(JobRecord.created_at.desc(), JobRecord.id)
+                .limit(limit)
+            )
             if note_id:
                 query = query.where(JobRecord.note_id == note_id)
             return [JobView(j.id, j.note_id, j.status, j.attempts, j.drafts, j.detail) for j in session.scalars(query)]

@@ -48,6 +48,8 @@ from retrieval.vectors import VectorStore
 STATUSES = ("draft", "approved", "rejected", "merged", "superseded")
 # Participants who led a session: they see (and, as facilitators, edit) the drafts drawn from it.
 LEADING_ROLES = ("facilitator", "mentor")
+# Visibilities of the notes whose uploading facilitator sees and edits their drafts, as their leaders do.
+_SHARED = ("public", "community")
 EDITABLE = ("title", "practice", "steps", "context", "rationale", "pitfalls", "tags")
 _CONTRADICTION = re.compile(
     r"\b(ne\s+\w+\s+plus|n'est plus|n’est plus|arr[êe]te[rz]? de|à éviter|no longer|stop(ped)? |don't|do not|never)\b",
@@ -201,6 +203,7 @@ class _Reviewer:
     viewer: Viewer
     scope: AccessScope
     facilitated: set[str] = field(default_factory=set)
+    uploaded: set[str] = field(default_factory=set)
 
 
 def practice_id_for(note_id: str, draft: PracticeDraft) -> str:
@@ -279,27 +282,39 @@ class PracticeBook:
                     .where(PersonRecord.name == viewer.person_name, ParticipationRecord.role.in_(LEADING_ROLES))
                 )
             )
+        if viewer.role == "facilitator":
+            reviewer.uploaded = set(
+                session.scalars(
+                    select(NoteRecord.id).where(
+                        NoteRecord.uploaded_by == viewer.label, NoteRecord.visibility.in_(_SHARED)
+                    )
+                )
+            )
         return reviewer
 
     @staticmethod
     def _may_read(reviewer: _Reviewer, record: PracticeRecord, notes: dict[str, NoteRecord]) -> bool:
-        """Approved entries: readers of every source. Drafts: the session's leader, and HR for shared notes only."""
+        """Approved entries: readers of every source. Drafts: the session's leader or uploader, HR for shared notes."""
         if reviewer.viewer.sees_everything:
             return True
         sources = [notes[e.note_id] for e in record.evidence if e.note_id in notes]
-        # An entry inherits the most restrictive visibility of its sources.
-        if not sources or not all(reviewer.scope.allows(n.visibility, n.community, n.id) for n in sources):
+        published = record.status in {"approved", "superseded"}
+        # An entry inherits the most restrictive visibility of its sources; what one uploaded, one has read.
+        if not sources or not all(
+            reviewer.scope.allows(n.visibility, n.community, n.id) or (not published and n.id in reviewer.uploaded)
+            for n in sources
+        ):
             return False
-        if record.status in {"approved", "superseded"}:
+        if published:
             return True
-        if any(n.id in reviewer.facilitated for n in sources):
+        if any(n.id in reviewer.facilitated or n.id in reviewer.uploaded for n in sources):
             return True
         # A draft of a private (mentoring) note quotes what a mentee confided: it stays with the mentor, who
         # may re-share the lesson in a shared note; HR reviews drafts of public and community notes only.
         return reviewer.viewer.may_review and all(n.visibility != "private" for n in sources)
 
     def _require_reviewer(self, practice_id: str, viewer: Viewer, action: str) -> None:
-        """HR acts on the entries it may read; a facilitator may only edit the drafts of sessions they led."""
+        """HR acts on the entries it may read; a facilitator may only edit the drafts of notes they led or uploaded."""
         if not (viewer.may_review or (action == "edited" and viewer.role == "facilitator")):
             raise ReviewForbidden("only HR may review best-practice entries")
         with self.sessions() as session:
@@ -307,9 +322,9 @@ class PracticeBook:
             reviewer = self._reviewer(session, viewer)
             if record is None or not self._may_read(reviewer, record, self._notes(session, [record])):
                 raise PracticeNotFound(f"no best-practice entry {practice_id!r}")
-            led = any(e.note_id in reviewer.facilitated for e in record.evidence)
-            if not viewer.may_review and not (record.status == "draft" and led):
-                raise ReviewForbidden("a facilitator edits only the drafts of the sessions they led")
+            own = any(e.note_id in reviewer.facilitated | reviewer.uploaded for e in record.evidence)
+            if not viewer.may_review and not (record.status == "draft" and own):
+                raise ReviewForbidden("a facilitator edits only the drafts of the sessions they led or uploaded")
 
     # ----- drafts -------------------------------------------------------------------------
 

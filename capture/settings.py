@@ -76,3 +76,20 @@ class CaptureSettings(BaseSettings):
         description="On approval, replace the flagged personal data of an entry by placeholders such as [PERSONNE] "
         "or [EMAIL] (recorded in its history).",
     )
+    broker_url: str | None = Field(
+        default=None,
+        description="Task queue of the workers (Dramatiq), e.g. redis://127.0.0.1:6379/0 or "
+        "amqp://guest:guest@127.0.0.1:5672/: uploads answer 202 and are ingested, like extraction jobs, by "
+        "`compagnon worker` processes. Unset: both run inside the API process.",
+    )
+    broker_queue: str = Field(
+        default="compagnon",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,60}$",
+        description="Prefix of the task queues' names (one deployment's API processes and workers share it).",
+    )
+    job_lease_seconds: int = Field(
+        default=900,
+        ge=30,
+        description="Seconds a worker holds an upload or extraction job it claimed; after that (the worker died), "
+        "another worker may take it over.",
+    )

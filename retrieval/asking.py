@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from retrieval.access import Viewer, resolve_scope
 from retrieval.answers import Answer, Answerer, Source, answer_language
@@ -272,33 +272,18 @@ class Asker:
             rows = session.scalars(query.limit(_bounded(limit))).all()
             # HR reads the questions, not what they were answered from: an answer quoting a note HR may not read
             # (someone's mentoring) is withheld, and so are the ids of those notes.
-            scope = resolve_scope(session, viewer)
-            cited = {s["note_id"] for row in rows for s in row.sources}
-            readable = {
-                n.id
-                for n in session.scalars(select(NoteRecord).where(NoteRecord.id.in_(cited)))
-                if scope.allows(n.visibility, n.community, n.id)
-            }
-            views = []
-            for row in rows:
-                sources = tuple(s for s in row.sources if s["note_id"] in readable)
-                views.append(
-                    QuestionView(
-                        id=row.id,
-                        asked_at=_aware(row.asked_at),
-                        asker=row.asker,
-                        person_id=row.person_id,
-                        question=row.question,
-                        language=row.language,
-                        engine=row.engine,
-                        answered=row.answered,
-                        confidence=row.confidence,
-                        answer=row.answer if len(sources) == len(row.sources) else "",
-                        sources=sources,
-                        ratings=tuple(f.rating for f in row.feedback),
-                    )
-                )
-            return views
+            return _views(session, viewer, rows)
+
+    def own_questions(self, viewer: Viewer, limit: int = 50) -> list[QuestionView]:
+        """The viewer's own questions, newest first; an answer quoting a note they may no longer read is withheld."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(QuestionRecord)
+                .where(QuestionRecord.asker == viewer.label)
+                .order_by(QuestionRecord.asked_at.desc(), QuestionRecord.id)
+                .limit(_bounded(limit))
+            ).all()
+            return _views(session, viewer, rows)
 
     def list_feedback(self, viewer: Viewer, limit: int = 50) -> list[FeedbackView]:
         """The latest ratings left on answers, for HR."""
@@ -311,6 +296,37 @@ class Asker:
                 .limit(_bounded(limit))
             ).all()
             return [_feedback_view(record, question) for record, question in rows]
+
+
+def _views(session: Session, viewer: Viewer, rows: Sequence[QuestionRecord]) -> list[QuestionView]:
+    """Question records as the viewer may see them: sources they may not read dropped, and then the answer."""
+    scope = resolve_scope(session, viewer)
+    cited = {s["note_id"] for row in rows for s in row.sources}
+    readable = {
+        n.id
+        for n in session.scalars(select(NoteRecord).where(NoteRecord.id.in_(cited)))
+        if scope.allows(n.visibility, n.community, n.id)
+    }
+    views = []
+    for row in rows:
+        sources = tuple(s for s in row.sources if s["note_id"] in readable)
+        views.append(
+            QuestionView(
+                id=row.id,
+                asked_at=_aware(row.asked_at),
+                asker=row.asker,
+                person_id=row.person_id,
+                question=row.question,
+                language=row.language,
+                engine=row.engine,
+                answered=row.answered,
+                confidence=row.confidence,
+                answer=row.answer if len(sources) == len(row.sources) else "",
+                sources=sources,
+                ratings=tuple(f.rating for f in row.feedback),
+            )
+        )
+    return views
 
 
 def _require_hr(viewer: Viewer) -> None:

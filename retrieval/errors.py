@@ -4,6 +4,7 @@ Exception tree::
 
     RetrievalError
     ├── NoteNotFound            the note id is unknown (or not visible to the viewer)
+    ├── ExternalIdTaken         an upload would replace a note its uploader may not replace
     ├── EmbedderUnavailable     the configured embedding model cannot be loaded offline
     ├── StoreUnavailable        the records database or the vector store cannot be reached
     ├── InvalidQuery            a search was asked with unusable parameters
@@ -30,6 +31,12 @@ class NoteNotFound(RetrievalError):
     """The note does not exist, or the viewer may not see it."""
 
     code = "note_not_found"
+
+
+class ExternalIdTaken(RetrievalError):
+    """An upload maps to a stored note (same external id, or same text) that its uploader may not replace."""
+
+    code = "external_id_taken"
 
 
 class EmbedderUnavailable(RetrievalError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ from retrieval.access import AccessScope, Viewer, resolve_scope
 from retrieval.audit import NOTE_ORIGINAL, NOTE_READ, AuditLog
 from retrieval.catalog import ChunkCatalog, ChunkMeta, bump_revision, chunk_meta, index_text
 from retrieval.embedders import Embedder
-from retrieval.errors import NoteNotFound, StoreUnavailable
+from retrieval.errors import ExternalIdTaken, NoteNotFound, StoreUnavailable
 from retrieval.lexical import analyse
 from retrieval.notes import (
     ChunkView,
@@ -64,6 +65,38 @@ def chunk_id_for(fingerprint: str, ordinal: int, start: int, text: str) -> str:
     return "c" + _digest(fingerprint, str(ordinal), str(start), text)[:31]
 
 
+STAGED_PREFIX = ".staged-"
+
+
+def staged_original_name(note_id: str, fingerprint: str) -> str:
+    """The name an original is written under before its note commits: it says which note and version it is."""
+    return f"{STAGED_PREFIX}{note_id}.{fingerprint[:32]}.{uuid.uuid4().hex[:12]}"
+
+
+def staged_original_owner(name: str) -> tuple[str, str] | None:
+    """The note id and fingerprint prefix a staged original was written for (None for another file)."""
+    if not name.startswith(STAGED_PREFIX):
+        return None
+    parts = name[len(STAGED_PREFIX) :].split(".")
+    return (parts[0], parts[1]) if len(parts) == 3 and all(parts) else None
+
+
+def uploader_label(viewer: Viewer) -> str | None:
+    """What a note records as its uploader: the account's login (nothing for the local CLI, which is the system)."""
+    return None if viewer.sees_everything else viewer.label
+
+
+def may_replace(viewer: Viewer, note: NoteRecord) -> bool:
+    """Whether an upload by the viewer may replace a stored note: admins, its uploader, and HR unless it is private."""
+    if viewer.sees_everything or viewer.role == "admin":
+        return True
+    if not viewer.may_upload:
+        return False
+    if note.uploaded_by is not None and note.uploaded_by == viewer.label:
+        return True
+    return viewer.role == "hr" and note.visibility != "private"
+
+
 class KnowledgeBase:
     """Writes and reads notes; every write is all-or-nothing across the stores."""
 
@@ -82,6 +115,14 @@ class KnowledgeBase:
         self.catalog = catalog
         self.originals_dir = originals_dir
         self.audit_log = audit_log
+        # Who saves go in the name of; None is the system itself (imports at the CLI, pseudonymisation).
+        self.uploader: Viewer | None = None
+
+    def uploads_by(self, viewer: Viewer) -> KnowledgeBase:
+        """This knowledge base saving notes as uploaded by the viewer, who may replace only what ``may_replace`` allows."""
+        bound = copy.copy(self)
+        bound.uploader = viewer
+        return bound
 
     def close(self) -> None:
         """Release the database connections."""
@@ -110,13 +151,15 @@ class KnowledgeBase:
         fingerprint = note_fingerprint(draft)
         with self.sessions() as session:
             existing = session.get(NoteRecord, note_id)
-            if existing is not None and existing.fingerprint == fingerprint:
-                return SaveResult(note_id=note_id, status="unchanged", chunk_count=len(existing.chunks))
+            if existing is not None:
+                self._check_replace(existing, draft)
+                if existing.fingerprint == fingerprint:
+                    return SaveResult(note_id=note_id, status="unchanged", chunk_count=len(existing.chunks))
 
         chunk_ids = [chunk_id_for(fingerprint, i, c.start, c.text) for i, c in enumerate(draft.chunks)]
         texts = [index_text(c.text, c.section) for c in draft.chunks]
         vectors = self.embedder.embed_documents(texts)
-        staged = self._stage_original(draft)
+        staged = self._stage_original(note_id, fingerprint, draft)
         try:
             with self.sessions() as session:
                 old_ids, meta, revision = self._write_records(session, note_id, fingerprint, draft, chunk_ids)
@@ -147,12 +190,15 @@ class KnowledgeBase:
     def _write_records(
         self, session: Session, note_id: str, fingerprint: str, draft: NoteDraft, chunk_ids: Sequence[str]
     ) -> tuple[list[str], ChunkMeta, int]:
-        note = session.get(NoteRecord, note_id)
+        # Locked, so that the right to replace is checked against the version being replaced.
+        note = session.get(NoteRecord, note_id, with_for_update=True)
         old_ids: list[str] = []
         if note is None:
-            note = NoteRecord(id=note_id)
+            uploaded_by = uploader_label(self.uploader) if self.uploader is not None else None
+            note = NoteRecord(id=note_id, uploaded_by=uploaded_by)
             session.add(note)
         else:
+            self._check_replace(note, draft)
             old_ids = [c.id for c in note.chunks]
             note.chunks.clear()
             note.participations.clear()
@@ -191,6 +237,16 @@ class KnowledgeBase:
         revision = bump_revision(session)
         return old_ids, chunk_meta(note), revision
 
+    def _check_replace(self, note: NoteRecord, draft: NoteDraft) -> None:
+        """Refuse to overwrite a stored note on behalf of an uploader who may not replace it."""
+        if self.uploader is None or may_replace(self.uploader, note):
+            return
+        if draft.external_id:
+            raise ExternalIdTaken(
+                f"the external id {draft.external_id!r} is taken by a note someone else uploaded; choose another id"
+            )
+        raise ExternalIdTaken("a note with the same text was uploaded by someone else; give yours an external id")
+
     @staticmethod
     def _person(session: Session, name: str) -> PersonRecord:
         person = session.scalar(select(PersonRecord).where(PersonRecord.name == name))
@@ -204,11 +260,11 @@ class KnowledgeBase:
         except IntegrityError:  # another writer created the same person meanwhile
             return session.scalars(select(PersonRecord).where(PersonRecord.name == name)).one()
 
-    def _stage_original(self, draft: NoteDraft) -> Path | None:
+    def _stage_original(self, note_id: str, fingerprint: str, draft: NoteDraft) -> Path | None:
         if draft.original is None:
             return None
         self.originals_dir.mkdir(parents=True, exist_ok=True)
-        staged = self.originals_dir / f".staged-{uuid.uuid4().hex}"
+        staged = self.originals_dir / staged_original_name(note_id, fingerprint)
         staged.write_bytes(draft.original)
         return staged
 

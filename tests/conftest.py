@@ -67,16 +67,15 @@ def group_embedder() -> Embedder:
     return UniversalSentenceEncoderEmbedder(threads=2)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """Create a PostgreSQL database of the caller's own on the test server, yield its URL, drop it afterwards."""
     admin_url = os.environ.get("COMPAGNON_TEST_POSTGRES_URL")
     if not admin_url:
         pytest.skip("COMPAGNON_TEST_POSTGRES_URL is not set (make test sets it)")
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"compagnon_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -88,7 +87,22 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    yield from fresh_postgres_database("compagnon_test")
+
+
 ServicesFactory = Callable[..., Services]
+
+
+def bearer(services: Services, login: str, role: str, person: str | None = None) -> dict[str, str]:
+    """A new account's Authorization header (an API token issued to it)."""
+    from api.accounts import Accounts
+
+    accounts = Accounts(services.knowledge.sessions)
+    accounts.create_user(login, role, person=person)
+    return {"Authorization": f"Bearer {accounts.issue_token(login).token}"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -26,16 +26,8 @@ from pydantic import Field
 Reply = dict[str, Any] | str | Exception
 
 
-class ScriptedChatModel(BaseChatModel):
-    """Plays back replies (tool arguments, plain text or an error) and records what it was sent."""
-
-    replies: list[Any]
-    received: list[list[BaseMessage]] = Field(default_factory=list)
-    options: list[dict[str, Any]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
+class ToolCallingChatModel(BaseChatModel):
+    """A test chat model that takes tools the way the OpenAI-compatible clients do (as OpenAI tool schemas)."""
 
     def bind_tools(
         self,
@@ -45,6 +37,18 @@ class ScriptedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         return self.bind(tools=[convert_to_openai_tool(tool) for tool in tools], tool_choice=tool_choice, **kwargs)
+
+
+class ScriptedChatModel(ToolCallingChatModel):
+    """Plays back replies (tool arguments, plain text or an error) and records what it was sent."""
+
+    replies: list[Any]
+    received: list[list[BaseMessage]] = Field(default_factory=list)
+    options: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
 
     def _generate(
         self,

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
-from api.deps import ServicesDep, ViewerDep, WriterDep
+from api.deps import ServicesDep, ViewerDep
+from api.errors import ApiError, ErrorCode
 
 router = APIRouter(prefix="/api", tags=["ask"])
 
@@ -39,7 +40,7 @@ def ask(body: Question, services: ServicesDep, viewer: ViewerDep) -> dict[str, A
     "/ask/stream",
     response_class=EventSourceResponse,
     summary="Ask, streamed: `answer` (question id, language, engine), one `claim` event per cited sentence, "
-    "`citations`, `suggestions` (experts and peers), then `done`",
+    "`sources` (the cited passages), `citations`, `suggestions` (experts and peers), then `done`",
 )
 def ask_stream(body: Question, services: ServicesDep, viewer: ViewerDep) -> Iterator[ServerSentEvent]:
     """The answer is verified before the first byte (citations are checked whole), then sent claim by claim."""
@@ -56,6 +57,8 @@ def ask_stream(body: Question, services: ServicesDep, viewer: ViewerDep) -> Iter
     )
     for claim in answer.claims:
         yield ServerSentEvent(event="claim", data={"text": claim.text, "citations": list(claim.citations)})
+    cited = {citation.source for citation in answer.citations}
+    yield ServerSentEvent(event="sources", data=[source.as_json() for source in asked.sources if source.n in cited])
     yield ServerSentEvent(event="citations", data=[citation.as_json() for citation in answer.citations])
     yield ServerSentEvent(event="suggestions", data=services.suggest_after(body.question, asked, viewer).as_json())
     yield ServerSentEvent(event="done", data={"question_id": asked.question_id})
@@ -76,6 +79,14 @@ def list_questions(
 ) -> dict[str, Any]:
     """Each question with its language, whether it was answered, and the sources that grounded it."""
     return {"questions": [q.as_json() for q in services.asker.list_questions(viewer, answered=answered, limit=limit)]}
+
+
+@router.get("/questions/mine", summary="The caller's own questions, newest first, with their answers")
+def own_questions(
+    services: ServicesDep, viewer: ViewerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, Any]:
+    """The chat history: an answer quoting a note the caller may no longer read comes back empty."""
+    return {"questions": [q.as_json() for q in services.asker.own_questions(viewer, limit=limit)]}
 
 
 @router.get("/feedback", summary="Ratings and comments on answers, newest first (HR)")
@@ -101,9 +112,11 @@ def experts(
 def set_suggestions(
     name: str,
     services: ServicesDep,
-    _viewer: WriterDep,
+    viewer: ViewerDep,
     opted_out: Annotated[bool, Body(embed=True)],
 ) -> dict[str, Any]:
-    """An opted-out person is never suggested as an expert or a peer (admin, until people have accounts)."""
+    """An opted-out person is never suggested as an expert or a peer (the person themself, or an admin)."""
+    if not (viewer.may_manage_accounts or viewer.person_name == name):
+        raise ApiError(ErrorCode.FORBIDDEN, "only the person themself or an admin changes their suggestions")
     services.finder.set_opt_out(name, opted_out)
     return {"name": name, "opted_out": opted_out}

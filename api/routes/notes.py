@@ -15,6 +15,7 @@ from api.errors import ApiError, ErrorCode
 from api.schemas import TextNoteIn, note_detail_json, note_summary_json, save_result_json
 from capture.errors import DocumentTooLarge, InvalidMetadata
 from capture.ingestion import NoteMetadata, parse_date, parse_participant
+from capture.uploads import UploadNotFound, UploadView
 from retrieval.notes import Participant
 
 router = APIRouter(prefix="/api/notes", tags=["notes"])
@@ -56,6 +57,12 @@ def _form_metadata(form: FormData) -> NoteMetadata:
     "",
     status_code=201,
     summary="Upload a note",
+    responses={
+        202: {
+            "description": "With COMPAGNON_BROKER_URL: stored and queued for the workers; "
+            "poll GET /api/notes/uploads/{id} (the Location header)"
+        }
+    },
     description="A multipart form with a `file` and the metadata fields (`kind`, `community`, `date`, "
     "`title`, `visibility`, `language`, `id`, `participants` as JSON or repeated `participant=Name:role`), "
     "or a JSON body with `text` and the same metadata. The type is sniffed from the content.",
@@ -80,9 +87,13 @@ def _form_metadata(form: FormData) -> NoteMetadata:
         }
     },
 )
-async def upload_note(request: Request, services: ServicesDep, _viewer: UploaderDep, response: Response) -> Any:
-    """Store a note; answers 201 when created, 200 when unchanged or replaced."""
+async def upload_note(request: Request, services: ServicesDep, viewer: UploaderDep, response: Response) -> Any:
+    """Store a note; answers 201 when created, 200 when unchanged or replaced, 409 when it is not yours to replace.
+
+    With a broker, the checked upload is stored for the workers and the answer is 202 with the upload to follow.
+    """
     limit = services.capture.max_upload_bytes
+    ingestor = services.ingestor_for(viewer)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         body = await request.body()
@@ -102,7 +113,10 @@ async def upload_note(request: Request, services: ServicesDep, _viewer: Uploader
             language=note.language,
             external_id=note.id,
         )
-        result = await run_in_threadpool(services.ingestor.ingest_text, note.text, metadata)
+        if services.tasks is not None:
+            queued = await run_in_threadpool(services.tasks.submit_text, note.text, metadata, viewer)
+            return _accepted(queued, response)
+        result = await run_in_threadpool(ingestor.ingest_text, note.text, metadata)
     elif content_type.startswith("multipart/form-data"):
         async with request.form(max_files=1, max_fields=100, max_part_size=1024 * 1024) as form:
             upload = form.get("file")
@@ -112,12 +126,29 @@ async def upload_note(request: Request, services: ServicesDep, _viewer: Uploader
             data = await upload.read(limit + 1)
             if len(data) > limit:
                 raise DocumentTooLarge(f"the file is over the limit of {limit} bytes")
-            result = await run_in_threadpool(services.ingestor.ingest_bytes, data, metadata, upload.filename)
+            if services.tasks is not None:
+                queued = await run_in_threadpool(services.tasks.submit_bytes, data, metadata, upload.filename, viewer)
+                return _accepted(queued, response)
+            result = await run_in_threadpool(ingestor.ingest_bytes, data, metadata, upload.filename)
     else:
         raise ApiError(ErrorCode.INVALID_REQUEST, "send multipart/form-data with a file, or JSON with a text")
     if result.status != "created":
         response.status_code = 200
     return save_result_json(result)
+
+
+def _accepted(upload: UploadView, response: Response) -> dict[str, object]:
+    response.status_code = 202
+    response.headers["Location"] = f"{router.prefix}/uploads/{upload.id}"
+    return upload.as_json()
+
+
+@router.get("/uploads/{upload_id}", summary="Follow an upload queued for the workers")
+def show_upload(upload_id: str, services: ServicesDep, viewer: ViewerDep) -> dict[str, object]:
+    """An upload answered 202 (with a broker): pending, running, then done with its note, or failed with a code."""
+    if services.tasks is None:
+        raise UploadNotFound(f"no upload {upload_id!r}: uploads are stored at once when no broker is configured")
+    return services.tasks.uploads.view(upload_id, viewer).as_json()
 
 
 @router.get("", summary="List the notes you may see")

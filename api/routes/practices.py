@@ -93,12 +93,13 @@ def supersede_practice(
     return services.practices.supersede(practice_id, by, viewer).as_json()
 
 
-@router.get("/jobs", summary="Extraction jobs and their progress")
+@router.get("/jobs", summary="Extraction jobs of the notes you may read, and their progress")
 def list_jobs(
     services: ServicesDep,
-    _viewer: ViewerDep,
+    viewer: ViewerDep,
     note_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """Jobs newest first: pending, running, done, failed or cancelled, with the number of drafts."""
-    return {"jobs": [job.as_json() for job in services.jobs.list_jobs(note_id=note_id, limit=limit)]}
+    """Jobs newest first, with their status and drafts, of the notes the caller may read or uploaded (if shared)."""
+    jobs = services.jobs.list_jobs(viewer, note_id=note_id, limit=limit)
+    return {"jobs": [job.as_json() for job in jobs]}

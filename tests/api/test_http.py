@@ -8,11 +8,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.accounts import Accounts
 from api.app import create_app
 from api.services import Services
 from api.settings import ApiSettings
-from tests.conftest import ServicesFactory
+from tests.conftest import ServicesFactory, bearer
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,13 +28,6 @@ FIELDS = {
 @pytest.fixture
 def services(make_services: ServicesFactory) -> Services:
     return make_services(max_upload_bytes=4096)
-
-
-def bearer(services: Services, login: str, role: str, person: str | None = None) -> dict[str, str]:
-    """A new account's Authorization header."""
-    accounts = Accounts(services.knowledge.sessions)
-    accounts.create_user(login, role, person=person)
-    return {"Authorization": f"Bearer {accounts.issue_token(login).token}"}
 
 
 @pytest.fixture

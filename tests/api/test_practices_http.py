@@ -8,11 +8,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.accounts import Accounts
 from api.app import create_app
 from api.services import Services
 from api.settings import ApiSettings
-from tests.conftest import ServicesFactory
+from tests.conftest import ServicesFactory, bearer
 
 TOKEN = "test-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -36,13 +35,6 @@ def services(make_services: ServicesFactory) -> Services:
 def client(services: Services) -> Iterator[TestClient]:
     with TestClient(create_app(ApiSettings(admin_token=TOKEN), services)) as test_client:
         yield test_client
-
-
-def bearer(services: Services, login: str, role: str) -> dict[str, str]:
-    """A new account's Authorization header."""
-    accounts = Accounts(services.knowledge.sessions)
-    accounts.create_user(login, role)
-    return {"Authorization": f"Bearer {accounts.issue_token(login).token}"}
 
 
 @pytest.fixture

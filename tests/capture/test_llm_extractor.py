@@ -530,11 +530,11 @@ def test_the_configured_llm_drafts_through_the_extraction_job(
     [entry] = services.practices.list_practices(Viewer.administrator())
     assert (entry.status, entry.extracted_by, entry.prompt_version) == ("draft", "llm:test", "draft_practices/1")
     assert entry.contributors == (KARIM, SOPHIE)
-    [job] = services.jobs.list_jobs(note_id)
+    [job] = services.jobs.list_jobs(Viewer.administrator(), note_id)
     assert (job.status, job.drafts, job.detail) == ("done", 1, None)
 
     mentoring_id = services.ingestor.ingest_text(MENTORING, replace(metadata, kind="mentoring")).note_id
     assert services.jobs.drain() == 1
-    failed = services.jobs.list_jobs()[0]
+    failed = services.jobs.list_jobs(Viewer.administrator())[0]
     assert failed.note_id == mentoring_id
     assert failed.status == "failed" and (failed.detail or "").startswith("llm_unavailable: ")
