@@ -188,7 +188,7 @@ def test_with_a_chroma_server_two_processes_write_side_by_side(
     ]
     for writer in writers:
         out, err = writer.communicate(timeout=900)
-        assert writer.returncode == 0, err
+        assert writer.returncode == 0, out + err
         assert json.loads(out) == {"imported": 10, "unchanged": 0, "failed": []}
     assert not (data_dir / "chroma").exists() and holder_pid(data_dir) is None
 

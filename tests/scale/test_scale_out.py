@@ -154,8 +154,10 @@ def test_notes_imported_through_two_apis_by_two_workers_are_all_there_once(
     deployment: Deployment,
     scale_database: str,
     chroma_server: str,  # noqa: F811
+    request: pytest.FixtureRequest,
 ) -> None:
     sessions = open_database(scale_database)
+    request.addfinalizer(sessions.kw["bind"].dispose)
     accounts = Accounts(sessions)
     tokens = []
     for login, role in (("fanny", "facilitator"), ("hugo", "employee")):
@@ -210,8 +212,10 @@ def test_notes_imported_through_two_apis_by_two_workers_are_all_there_once(
         assert upload_state["status"] == "done", upload_state
         results.setdefault(n, []).append(upload_state["result"])
         assert note_of.setdefault(n, upload_state["note_id"]) == upload_state["note_id"]
-    assert all(sorted(r) == ["created"] for n, r in results.items() if n >= TWICE)
-    assert all(sorted(r) == ["created", "unchanged"] for n, r in results.items() if n < TWICE)
+    assert {n: sorted(r) for n, r in results.items() if n >= TWICE} == {n: ["created"] for n in results if n >= TWICE}
+    assert {n: sorted(r) for n, r in results.items() if n < TWICE} == {
+        n: ["created", "unchanged"] for n in results if n < TWICE
+    }
 
     with sessions() as session:
         assert sorted(session.scalars(select(NoteRecord.id)).all()) == sorted(note_of.values())
@@ -237,4 +241,3 @@ def test_notes_imported_through_two_apis_by_two_workers_are_all_there_once(
                 f"{url}/api/search", params={"q": f"repere{n}x", "k": 3}, headers=tokens[1], timeout=60
             ).json()
             assert note_id in [hit["note_id"] for hit in found["hits"]], (n, api, found)
-    sessions.kw["bind"].dispose()

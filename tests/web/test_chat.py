@@ -47,6 +47,7 @@ def test_a_wrong_password_is_refused_on_the_form(browser: Any, live_server: Live
         ("julie", ["Ask", "My page"]),
         ("karim", ["Ask", "Upload", "My page"]),
         ("rh", ["Ask", "Upload", "Review", "Dashboard"]),
+        ("admin", ["Ask", "Upload", "Dashboard"]),
     ],
 )
 def test_the_header_shows_what_the_role_may_use(page_as: Callable[..., Page], login: str, links: list[str]) -> None:

@@ -139,8 +139,11 @@ def test_hr_reviews_the_queue_with_the_keyboard(
     scores = [item["priority"]["score"] for item in items]
     assert scores == sorted(scores, reverse=True)
     details = {item["id"]: _item(seeded, item["id"]) for item in items}
-    kit = next(item for item in items if details[item["id"]]["duplicates"])
-    [duplicate] = details[kit["id"]]["duplicates"]
+    ids = {item["id"] for item in items}
+    kit = next(item for item in items if any(d["id"] in ids for d in details[item["id"]]["duplicates"]))
+    # The live server is shared by the browser tests: other tests' notes may hold more duplicates of the kit.
+    duplicates = details[kit["id"]]["duplicates"]
+    [duplicate] = [d for d in duplicates if d["id"] in ids]
     flagged = next(item for item in items if any(finding["text"] == PII_EMAIL for finding in item["pii"]))
     assert flagged["id"] not in (kit["id"], duplicate["id"])
 
@@ -170,7 +173,7 @@ def test_hr_reviews_the_queue_with_the_keyboard(
     marks = page.locator(".note-excerpt mark")
     expect(marks).to_have_count(len(marked))
     assert marks.all_text_contents() == marked
-    expect(page.locator(".duplicate")).to_have_count(1)
+    expect(page.locator(".duplicate")).to_have_count(len(duplicates))
     expect(page.locator(".review-actions [aria-keyshortcuts=a]")).to_be_visible()
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "review")
@@ -193,9 +196,13 @@ def test_hr_reviews_the_queue_with_the_keyboard(
     # m: merge the duplicate into the open entry; it leaves the queue.
     page.keyboard.press("m")
     expect(page.locator("#merge-dialog")).to_be_visible()
+    for other in duplicates:
+        choice = page.locator(f"#merge-dialog input[value='{other['id']}']")
+        if other["id"] != duplicate["id"] and choice.count():
+            choice.uncheck()
     page.locator("#merge-dialog button[type=submit]").click()
     expect(page.locator(f".queue-item[data-id='{duplicate['id']}']")).to_have_count(0)
-    expect(page.locator(".duplicate")).to_have_count(0)
+    expect(page.locator(f".duplicate[data-id='{duplicate['id']}']")).to_have_count(0)
 
     # a: approve it (confirming past the personal data the detector flags, if any); the next entry opens instead.
     _open(page, kit["id"])

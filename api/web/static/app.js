@@ -7,7 +7,9 @@ import { chooseLanguage, describeError, LANGUAGES, loadDictionary, preferredLang
 const NEXT_KEY = "compagnon.next";
 const HOME = "#/chat";
 const UPLOADERS = ["facilitator", "hr", "admin"];
-const REVIEWERS = ["hr", "admin"];
+// Reviewing is HR's (Viewer.may_review); the programme's measures are for HR and admins.
+const REVIEWERS = ["hr"];
+const MEASURE_READERS = ["hr", "admin"];
 
 // Each page: who may open it (null: everyone signed in), and its navigation label.
 const PAGES = {
@@ -15,7 +17,7 @@ const PAGES = {
   chat: { roles: null, nav: "nav.chat" },
   upload: { roles: UPLOADERS, nav: "nav.upload" },
   review: { roles: REVIEWERS, nav: "nav.review" },
-  dashboard: { roles: REVIEWERS, nav: "nav.dashboard" },
+  dashboard: { roles: MEASURE_READERS, nav: "nav.dashboard" },
   people: { roles: null },
 };
 
