@@ -67,3 +67,14 @@ export function describeError(t, error) {
   const key = error instanceof ApiError ? `error.${error.code}` : "";
   return key && t.has(key) ? t(key) : t("error.unknown");
 }
+
+// A note's format in the current language (the raw value when the dictionaries have none for it).
+export function kindLabel(t, kind) {
+  const labels = {
+    circle: t("kind.circle"),
+    pair: t("kind.pair"),
+    mentoring: t("kind.mentoring"),
+    other: t("kind.other"),
+  };
+  return labels[kind] || kind;
+}

@@ -2,7 +2,7 @@
 
 import { ApiError } from "../api.js";
 import { formatDate, h, icon, ICONS, useStylesheet } from "../dom.js";
-import { describeError } from "../i18n.js";
+import { describeError, kindLabel } from "../i18n.js";
 
 const MARKER = /\[(\d+)\]/g;
 const HISTORY_LIMIT = 30;
@@ -519,8 +519,7 @@ function sourceDialog(t) {
       opener = from;
       const lang = document.documentElement.lang;
       title.textContent = citation.title;
-      const kindKey = source ? `kind.${source.kind_of_note}` : "";
-      const kind = kindKey && t.has(kindKey) ? t(kindKey) : (source && source.kind_of_note) || "";
+      const kind = source ? kindLabel(t, source.kind_of_note) || "" : "";
       meta.replaceChildren(
         ...row(t("chat.sourceNumber"), `[${citation.n}]`),
         ...row(t("chat.format"), citation.kind === "practice" ? `${t("chat.practice")} · ${kind}` : kind),

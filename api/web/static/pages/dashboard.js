@@ -3,7 +3,7 @@
 
 import { barChart, legend, lineChart } from "../charts.js";
 import { formatDate, h, useStylesheet } from "../dom.js";
-import { describeError } from "../i18n.js";
+import { describeError, kindLabel } from "../i18n.js";
 
 // The vocabularies of retrieval.notes.NOTE_KINDS and retrieval.kpis.BUCKETS.
 const KINDS = ["circle", "pair", "mentoring", "other"];
@@ -14,15 +14,6 @@ const MAX_PEOPLE = 12;
 function isoDay(date) {
   const local = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
   return local.toISOString().slice(0, 10);
-}
-
-function kindLabel(t, kind) {
-  return {
-    circle: t("kind.circle"),
-    pair: t("kind.pair"),
-    mentoring: t("kind.mentoring"),
-    other: t("kind.other"),
-  }[kind];
 }
 
 function sourceLabel(t, source) {

@@ -2,7 +2,7 @@
 
 import { ApiError } from "../api.js";
 import { formatDate, h, icon, ICONS, useStylesheet } from "../dom.js";
-import { describeError } from "../i18n.js";
+import { describeError, kindLabel } from "../i18n.js";
 
 function translated(t, key, fallback) {
   return t.has(key) ? t(key) : fallback;
@@ -213,7 +213,7 @@ export async function render(root, ctx) {
                     {},
                     h("td", {}, formatDate(session.session_date, lang)),
                     h("td", {}, session.title),
-                    h("td", {}, translated(t, `kind.${session.kind}`, session.kind)),
+                    h("td", {}, kindLabel(t, session.kind)),
                     h("td", {}, session.community),
                     h("td", {}, translated(t, `people.role.${session.role}`, session.role)),
                     h("td", {}, h("span", { class: "badge" }, translated(t, `visibility.${session.visibility}`, session.visibility))),

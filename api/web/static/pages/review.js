@@ -4,7 +4,7 @@
 
 import { ApiError } from "../api.js";
 import { formatDate, h, icon, ICONS, useStylesheet } from "../dom.js";
-import { describeError } from "../i18n.js";
+import { describeError, kindLabel } from "../i18n.js";
 
 const PAGE_SIZE = 50;
 // The queue's statuses (capture.review_queue.QUEUE_STATUSES) and sorts (SORTS).
@@ -40,16 +40,6 @@ function sortLabel(t, sort) {
     corroboration: t("review.sort.corroboration"),
     age: t("review.sort.age"),
   }[sort];
-}
-
-function kindLabel(t, kind) {
-  const labels = {
-    circle: t("kind.circle"),
-    pair: t("kind.pair"),
-    mentoring: t("kind.mentoring"),
-    other: t("kind.other"),
-  };
-  return labels[kind] || kind;
 }
 
 function visibilityLabel(t, visibility) {

@@ -4,7 +4,7 @@
 
 import { ApiError } from "../api.js";
 import { h, icon, ICONS, useStylesheet } from "../dom.js";
-import { describeError } from "../i18n.js";
+import { describeError, kindLabel } from "../i18n.js";
 
 // The vocabularies of capture.ingestion (NOTE_KINDS, ROLES, VISIBILITIES, DEFAULT_VISIBILITY); a test keeps them equal.
 export const KINDS = ["circle", "pair", "mentoring", "other"];
@@ -26,15 +26,6 @@ const POLL_LIMIT_MS = 10 * 60 * 1000;
 const NO_JOB_MS = 15 * 1000;
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 const SUGGEST_DELAY_MS = 200;
-
-function kindLabel(t, kind) {
-  return {
-    circle: t("kind.circle"),
-    pair: t("kind.pair"),
-    mentoring: t("kind.mentoring"),
-    other: t("kind.other"),
-  }[kind];
-}
 
 function visibilityLabel(t, visibility) {
   return {
