@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 from retrieval.access import AccessScope, Viewer, resolve_scope
 from retrieval.audit import NOTE_ORIGINAL, NOTE_READ, AuditLog
 from retrieval.catalog import ChunkCatalog, ChunkMeta, bump_revision, chunk_meta, index_text
-from retrieval.embedders import Embedder
+from retrieval.embedders import Embedder, Vectors
 from retrieval.errors import ExternalIdTaken, NoteNotFound, StoreUnavailable
 from retrieval.lexical import analyse
 from retrieval.notes import (
@@ -79,6 +80,16 @@ def staged_original_owner(name: str) -> tuple[str, str] | None:
         return None
     parts = name[len(STAGED_PREFIX) :].split(".")
     return (parts[0], parts[1]) if len(parts) == 3 and all(parts) else None
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What writing a note's records did: the chunk ids it replaced, the chunks' metadata, the catalog revision."""
+
+    old_ids: list[str]
+    meta: ChunkMeta
+    revision: int
+    replaced: bool
 
 
 def uploader_label(viewer: Viewer) -> str | None:
@@ -161,44 +172,71 @@ class KnowledgeBase:
         vectors = self.embedder.embed_documents(texts)
         staged = self._stage_original(note_id, fingerprint, draft)
         try:
-            with self.sessions() as session:
-                old_ids, meta, revision = self._write_records(session, note_id, fingerprint, draft, chunk_ids)
-                try:
-                    self.store.upsert(chunk_ids, vectors, [meta.as_metadata()] * len(chunk_ids))
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    self._forget_vectors(chunk_ids)
-                    raise
+            written = self._commit(note_id, fingerprint, draft, chunk_ids, vectors)
         except SQLAlchemyError as exc:
             self._discard(staged)
             raise StoreUnavailable(f"could not store note {note_id}: {exc}") from exc
         except BaseException:
             self._discard(staged)
             raise
+        if written is None:  # another writer stored the same version meanwhile
+            self._discard(staged)
+            return SaveResult(note_id=note_id, status="unchanged", chunk_count=len(chunk_ids))
         self._finish_original(note_id, staged, draft.source_type)
-        stale = [i for i in old_ids if i not in set(chunk_ids)]
+        stale = [i for i in written.old_ids if i not in set(chunk_ids)]
         self._forget_vectors(stale)
         self.catalog.apply(
-            revision,
-            {i: (meta, analyse(t, draft.language)) for i, t in zip(chunk_ids, texts, strict=True)},
+            written.revision,
+            {i: (written.meta, analyse(t, draft.language)) for i, t in zip(chunk_ids, texts, strict=True)},
             stale,
         )
-        status = "replaced" if existing is not None else "created"
+        status = "replaced" if written.replaced else "created"
         return SaveResult(note_id=note_id, status=status, chunk_count=len(chunk_ids))
+
+    def _commit(
+        self, note_id: str, fingerprint: str, draft: NoteDraft, chunk_ids: Sequence[str], vectors: Vectors
+    ) -> _Written | None:
+        """Write the records and vectors in one transaction; None when this version was already stored.
+
+        Two writers of a new note both find no row to lock: the second one's insert fails, and it looks again,
+        under the lock, at what the first one committed.
+        """
+        for attempt in (1, 2):
+            with self.sessions() as session:
+                try:
+                    written = self._write_records(session, note_id, fingerprint, draft, chunk_ids)
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
+                    session.rollback()
+                    continue
+                if written is None:
+                    return None
+                try:
+                    self.store.upsert(chunk_ids, vectors, [written.meta.as_metadata()] * len(chunk_ids))
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    self._forget_vectors(chunk_ids)
+                    raise
+                return written
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _write_records(
         self, session: Session, note_id: str, fingerprint: str, draft: NoteDraft, chunk_ids: Sequence[str]
-    ) -> tuple[list[str], ChunkMeta, int]:
-        # Locked, so that the right to replace is checked against the version being replaced.
-        note = session.get(NoteRecord, note_id, with_for_update=True)
+    ) -> _Written | None:
+        # Locked, so that the right to replace, and whether this version is new, are checked against the stored one.
+        note = session.get(NoteRecord, note_id, with_for_update=True, populate_existing=True)
         old_ids: list[str] = []
+        replaced = note is not None
         if note is None:
             uploaded_by = uploader_label(self.uploader) if self.uploader is not None else None
             note = NoteRecord(id=note_id, uploaded_by=uploaded_by)
             session.add(note)
         else:
             self._check_replace(note, draft)
+            if note.fingerprint == fingerprint:
+                return None
             old_ids = [c.id for c in note.chunks]
             note.chunks.clear()
             note.participations.clear()
@@ -235,7 +273,7 @@ class KnowledgeBase:
             )
         session.flush()
         revision = bump_revision(session)
-        return old_ids, chunk_meta(note), revision
+        return _Written(old_ids, chunk_meta(note), revision, replaced)
 
     def _check_replace(self, note: NoteRecord, draft: NoteDraft) -> None:
         """Refuse to overwrite a stored note on behalf of an uploader who may not replace it."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import func, select
 
 from api.services import Services
-from capture.ingestion import NoteMetadata
+from capture.ingestion import Ingestor, NoteMetadata
+from retrieval import knowledge
 from retrieval.access import Viewer
 from retrieval.embedders import Vectors
 from retrieval.errors import NoteNotFound, StoreUnavailable
@@ -125,6 +127,71 @@ def test_a_failed_replacement_keeps_the_old_version_whole(services: Services) ->
     assert counts(services) == before
     hits = services.searcher.search("vérifie", Viewer.administrator(), k=10, mode="lexical")
     assert all("et on vérifie" not in hit.text for hit in hits)
+
+
+class WriterMeanwhile:
+    """Runs another upload of the same note to completion, in its own thread, the first time it is called."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+        self.results: list[str] = []
+
+    def run_once(self) -> None:
+        if self.results:
+            return
+        self.results.append("started")
+        other = threading.Thread(target=lambda: self.results.append(self.ingestor.ingest_text(SEAL_FR, meta()).status))
+        other.start()
+        other.join()
+
+
+def assert_stored_once(services: Services, chunk_count: int) -> None:
+    assert counts(services)[:3] == (1, chunk_count, chunk_count)
+    hits = services.searcher.search("joint thermoformeuse", Viewer.administrator(), k=10)
+    assert hits and {hit.note_id for hit in hits} == {note_id_for_seal(services)}
+
+
+def note_id_for_seal(services: Services) -> str:
+    with services.knowledge.sessions() as session:
+        return str(session.scalars(select(NoteRecord.id)).one())
+
+
+def test_a_note_stored_by_another_writer_while_this_one_embeds_is_reported_unchanged(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meanwhile = WriterMeanwhile(services.ingestor)
+    embedder = services.knowledge.embedder
+    real_embed = embedder.embed_documents
+
+    def embed_documents(texts: Sequence[str]) -> Vectors:
+        meanwhile.run_once()
+        return real_embed(texts)
+
+    monkeypatch.setattr(embedder, "embed_documents", embed_documents)
+    result = services.ingestor.ingest_text(SEAL_FR, meta())
+    assert meanwhile.results == ["started", "created"]
+    assert result.status == "unchanged"
+    assert_stored_once(services, result.chunk_count)
+
+
+def test_a_note_inserted_by_another_writer_after_this_one_looked_is_reported_unchanged(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other writer commits between this one's locked read (no row yet) and its insert."""
+    facilitator = services.ingestor_for(Viewer(label="fanny", role="facilitator"))
+    meanwhile = WriterMeanwhile(facilitator)
+    real_label = knowledge.uploader_label
+
+    def uploader_label(viewer: Viewer) -> str | None:
+        meanwhile.run_once()
+        return real_label(viewer)
+
+    monkeypatch.setattr(knowledge, "uploader_label", uploader_label)
+    result = facilitator.ingest_text(SEAL_FR, meta())
+    assert meanwhile.results == ["started", "created"]
+    assert result.status == "unchanged"
+    assert_stored_once(services, result.chunk_count)
+    assert not list(services.retrieval.originals_dir.glob(".staged-*"))
 
 
 def test_a_french_note_is_found_by_an_english_question_and_the_reverse(services: Services) -> None:
