@@ -10,7 +10,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from retrieval.lexical import BM25Index, analyse
@@ -66,14 +67,28 @@ def read_revision(session: Session) -> int:
 
 
 def bump_revision(session: Session) -> int:
-    """Increment the stored revision inside the caller's transaction; returns the new value."""
-    state = session.get(StateRecord, REVISION_KEY, with_for_update=True)
-    if state is None:
-        state = StateRecord(key=REVISION_KEY, value=0)
-        session.add(state)
-    state.value += 1
-    session.flush()
-    return state.value
+    """Increment the stored revision inside the caller's transaction; returns the new value.
+
+    One UPDATE, so that two writers never both write the same next value (SQLite has no row locks). The first two
+    writers of a new database both find no row: the second one's insert fails, and its UPDATE then finds the row.
+    """
+    for attempt in (1, 2):
+        bumped = session.execute(
+            update(StateRecord)
+            .where(StateRecord.key == REVISION_KEY)
+            .values(value=StateRecord.value + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if bumped.rowcount == 1:  # type: ignore[attr-defined]
+            return int(session.scalar(select(StateRecord.value).where(StateRecord.key == REVISION_KEY)) or 0)
+        try:
+            with session.begin_nested():
+                session.add(StateRecord(key=REVISION_KEY, value=1))
+            return 1
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 class ChunkCatalog:

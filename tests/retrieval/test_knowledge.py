@@ -13,10 +13,11 @@ from api.services import Services
 from capture.ingestion import Ingestor, NoteMetadata
 from retrieval import knowledge
 from retrieval.access import Viewer
+from retrieval.catalog import REVISION_KEY, bump_revision, read_revision
 from retrieval.embedders import Vectors
 from retrieval.errors import NoteNotFound, StoreUnavailable
 from retrieval.notes import Participant
-from retrieval.records import ChunkRecord, NoteRecord, ParticipationRecord
+from retrieval.records import ChunkRecord, NoteRecord, ParticipationRecord, StateRecord
 from retrieval.vectors import Metadata, VectorStore
 
 SEAL_FR = """# Cercle maintenance — joints
@@ -192,6 +193,31 @@ def test_a_note_inserted_by_another_writer_after_this_one_looked_is_reported_unc
     assert result.status == "unchanged"
     assert_stored_once(services, result.chunk_count)
     assert not list(services.retrieval.originals_dir.glob(".staged-*"))
+
+
+def test_the_first_two_writers_of_a_new_database_both_bump_the_revision(services: Services) -> None:
+    """Neither finds the revision row: the second one's insert waits for the first, fails, and reads it."""
+    sessions = services.knowledge.sessions
+    with sessions() as session:
+        assert session.get(StateRecord, REVISION_KEY) is None
+    second: list[int] = []
+
+    def bump() -> None:
+        with sessions() as session:
+            second.append(bump_revision(session))
+            session.commit()
+
+    with sessions() as first:
+        assert bump_revision(first) == 1
+        other = threading.Thread(target=bump)
+        other.start()
+        other.join(timeout=1)
+        assert other.is_alive()  # waiting for the first writer's row
+        first.commit()
+    other.join(timeout=30)
+    assert second == [2]
+    with sessions() as session:
+        assert read_revision(session) == 2
 
 
 def test_a_french_note_is_found_by_an_english_question_and_the_reverse(services: Services) -> None:
