@@ -20,6 +20,7 @@ import numpy as np
 
 from retrieval.embedders import Vectors
 from retrieval.errors import StoreUnavailable
+from retrieval.heap import zero_new_allocations
 
 Metadata = Mapping[str, str | int | float | bool]
 Where = dict[str, Any]
@@ -101,6 +102,7 @@ class ChromaVectorStore:
                     settings=chroma_settings,
                 )
             elif path is not None:
+                zero_new_allocations()
                 path.mkdir(parents=True, exist_ok=True)
                 self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
             else:

@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -140,3 +141,59 @@ def test_rebuild_through_a_chroma_server(chroma_server: str) -> None:
     assert store.all_ids() == {f"c{i}" for i in range(1, 30)}
     assert ChromaVectorStore("served_chunks", url=chroma_server).count() == 29
     assert store.query(vectors[7], 1)[0].id == "c7"
+
+
+# Frees blocks full of a marker from many threads (so every malloc arena holds some), after raising glibc's
+# dynamic mmap threshold so that blocks the size of an HNSW buffer come from those arenas; then writes vectors.
+_DIRTY_HEAP_THEN_WRITE = """
+import ctypes, sys, threading
+import numpy as np
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(4 << 20))
+MARKER = b"Dubreuil-private-note-"
+
+def dirty():
+    blocks = [libc.malloc(size) for size in (150_000, 180_000, 200_000, 250_000, 400_000, 800_000)]
+    for block, size in zip(blocks, (150_000, 180_000, 200_000, 250_000, 400_000, 800_000)):
+        ctypes.memmove(block, (MARKER * (size // len(MARKER) + 1))[:size], size)
+    for block in blocks:
+        libc.free(block)
+
+threads = [threading.Thread(target=dirty) for _ in range(32)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+dirty()
+vectors = np.random.default_rng(0).random((20, 384), dtype=np.float32)
+ids = [str(i) for i in range(20)]
+if sys.argv[2] == "store":
+    from pathlib import Path
+    from retrieval.vectors import ChromaVectorStore
+    ChromaVectorStore("dirty_heap", path=Path(sys.argv[1])).upsert(ids, vectors, [{"i": i} for i in range(20)])
+else:
+    import chromadb
+    client = chromadb.PersistentClient(path=sys.argv[1])
+    client.create_collection("dirty_heap", configuration={"hnsw": {"space": "cosine", "max_neighbors": 32}}).add(
+        ids=ids, embeddings=vectors
+    )
+"""
+
+
+def _marker_files(directory: Path, how: str) -> dict[str, int]:
+    subprocess.run([sys.executable, "-c", _DIRTY_HEAP_THEN_WRITE, str(directory), how], check=True, timeout=300)
+    files = [path for path in directory.rglob("*") if path.is_file()]
+    counts = {str(path.relative_to(directory)): path.read_bytes().count(b"Dubreuil-private-note-") for path in files}
+    return {name: count for name, count in counts.items() if count}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's M_PERTURB")
+def test_hnsw_files_never_carry_bytes_the_process_freed_before(tmp_path: Path) -> None:
+    # Bare Chroma persists its HNSW buffer at full capacity, unused slots as malloc left them: the freed marker.
+    bare = _marker_files(tmp_path / "bare", "bare")
+    assert any(name.endswith("data_level0.bin") for name in bare), bare
+
+    assert _marker_files(tmp_path / "store", "store") == {}
