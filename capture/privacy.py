@@ -167,9 +167,11 @@ class PresidioPiiDetector:
             return []
         language = "en" if language == "en" else "fr"
         with _LOCK:  # also keeps two threads from loading the analyzer twice
-            results = _analyzer(self.phone_regions).analyze(
+            analyzer = _analyzer(self.phone_regions)
+            results = analyzer.analyze(
                 text=text, language=language, entities=list(_FROM_PRESIDIO), score_threshold=self.score_threshold
             )
+        lemmas = analyzer.nlp_engine.nlp["fr"].get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
         candidates = [(_FROM_PRESIDIO[r.entity_type], r.start, r.end) for r in results]
         candidates.extend(("PERSON", start, end) for start, end in _participant_mentions(text, participants))
         known = {w for name in participants for w in _name_words(name)}
@@ -182,6 +184,8 @@ class PresidioPiiDetector:
             if entity == "PERSON" and not any(len(w) > 1 and w[0].isupper() for w in text[start:end].split()):
                 continue  # a lone letter or a lowercase word is not a name the reader could recognise
             participant = entity == "PERSON" and bool(words) and all(w in known for w in words)
+            if entity == "PERSON" and not participant and language == "fr" and _opening_verb(text, start, end, lemmas):
+                continue
             kept.append(PiiFinding(field, entity, start, end, text[start:end], participant))
         return sorted(kept, key=lambda f: f.start)
 
@@ -223,6 +227,21 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and not text[end - 1].isalnum():
         end -= 1
     return start, end
+
+
+def _opening_verb(text: str, start: int, end: int, lemmas: Any) -> bool:
+    """Whether the span is one word opening a sentence that French inflects from a verb ("Prépare le kit...").
+
+    The French model tags an imperative that opens an entry's title as a proper noun and a person; the
+    lemmatizer's lookup table knows the word as a form of an infinitive, which first names are not.
+    """
+    word = text[start:end]
+    before = text[:start].rstrip(" \t-*•")
+    if not word.isalpha() or (before and before[-1] not in ".!?:\n"):
+        return False
+    return any(
+        lemma != word.casefold() and lemma.endswith(("er", "ir", "re")) for lemma in lemmas.get(word.casefold(), [])
+    )
 
 
 def _participant_mentions(text: str, participants: Sequence[str]) -> list[tuple[int, int]]:
