@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from retrieval.access import Viewer, resolve_scope
 from retrieval.answers import Answer, Answerer, Source, answer_language
 from retrieval.errors import Forbidden, InvalidFeedback, InvalidQuery, QuestionNotFound
+from retrieval.lexical import fold
 from retrieval.practice_index import PracticeHit, PracticeIndex
 from retrieval.records import FeedbackRecord, NoteRecord, PersonRecord, QuestionRecord
 from retrieval.search import HybridSearcher, SearchHit
@@ -115,6 +117,17 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def practice_statement(title: str, practice: str) -> str:
+    """What an answer says of a practice: its title then its text, or the text alone when it already says the title."""
+    if f" {_words(title)} " in f" {_words(practice)} ":
+        return practice[:1].upper() + practice[1:]
+    return f"{title.rstrip('.')}. {practice}"
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", fold(text)))
+
+
 def sources_from(
     practices: Sequence[PracticeHit], chunks: Sequence[SearchHit], notes: dict[str, NoteRecord]
 ) -> list[Source]:
@@ -139,7 +152,7 @@ def sources_from(
                 session_date=note.session_date if note is not None else None,
                 community=hit.community,
                 kind_of_note=note.kind if note is not None else "",
-                statement=f"{hit.title.rstrip('.')}. {hit.practice}",
+                statement=practice_statement(hit.title, hit.practice),
             )
         )
     for chunk in chunks:

@@ -13,7 +13,7 @@ from capture.ingestion import NoteMetadata
 from capture.jobs import note_source
 from retrieval.access import Viewer
 from retrieval.answers import ExtractiveAnswerer
-from retrieval.asking import Asker
+from retrieval.asking import Asker, practice_statement
 from retrieval.embedders import Embedder
 from retrieval.errors import Forbidden, InvalidFeedback, InvalidQuery, QuestionNotFound
 from retrieval.notes import Participant
@@ -216,3 +216,16 @@ def test_an_approved_practice_comes_first_and_is_cited_to_its_evidence(
     assert (citation.kind, citation.entry_id, citation.quote) == ("practice", practice_id, quote)
     assert asked.answer.claims[0].text.startswith("Changer le joint de la TF-5 sans arrêter la ligne.")
     assert _text(services, citation.note_id)[citation.start : citation.end] == quote
+
+
+def test_a_practice_whose_text_already_says_its_title_is_stated_once() -> None:
+    title = "Prépare le kit de joints complet la veille du changement de format"
+    practice = "on prépare le kit de joints complet la veille du changement de format, sinon on perd vingt minutes."
+    assert practice_statement(title, practice) == (
+        "On prépare le kit de joints complet la veille du changement de format, sinon on perd vingt minutes."
+    )
+    assert practice_statement("Retirer le joint à la spatule PEEK.", "Jamais d'outil métallique sur le joint.") == (
+        "Retirer le joint à la spatule PEEK. Jamais d'outil métallique sur le joint."
+    )
+    # Whole words only: a title that is a prefix of another word is not said by the text.
+    assert practice_statement("Le kit", "Les kits sont prêts.") == "Le kit. Les kits sont prêts."
