@@ -192,7 +192,14 @@ _SPEAKER_PREFIX = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"«“(\[]?[A-ZÀ-ÖØ-Þ0-9])")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
-_TAG_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+_TAG_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+# Counts say how much, never what about; a word right after a subject pronoun is the verb ("on perd").
+_NUMBER_WORDS = frozenset(
+    """deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt vingts trente
+    quarante cinquante soixante cent cents mille one two three four five six seven eight nine ten eleven twelve
+    twenty thirty forty fifty sixty hundred hundreds thousand""".split()
+)
+_SUBJECT_PRONOUNS = frozenset("on je il elle nous vous ils elles we they you".split())
 
 # Words that signal a practice but say nothing of its subject: never tags.
 _CUE_WORDS = frozenset(
@@ -811,35 +818,43 @@ def _tags(
 ) -> tuple[str, ...]:
     """The draft's most salient terms: frequent in its evidence, rare in the rest of the note (tf-idf on stems).
 
-    Participants' names are no subject: they are left out.
+    Participants' names and counts are no subject: they are left out; verbs weigh half.
     """
     lang = language if language in LANGUAGES else "fr"
+    excluded = STOPWORDS | _CUE_WORDS | _NUMBER_WORDS | people
 
-    def terms(text: str) -> list[tuple[str, str]]:
-        found: list[tuple[str, str]] = []
+    def terms(text: str) -> list[tuple[str, str, bool]]:
+        """(stem, surface form, whether it follows a subject pronoun) of each candidate word."""
+        found: list[tuple[str, str, bool]] = []
+        previous = ""
         for word in _TAG_WORD.findall(text.casefold()):
             folded = fold(word)
-            if folded in STOPWORDS or folded in _CUE_WORDS or folded in people:
+            after_subject, previous = previous in _SUBJECT_PRONOUNS, folded
+            if len(word) < 3 or folded in excluded:
                 continue
             stems = analyse(word, lang)
             if stems:
-                found.append((stems[0], word))
+                found.append((stems[0], word, after_subject))
         return found
 
     document_frequency: Counter[str] = Counter()
     for unit in units:
-        document_frequency.update({stem for stem, _ in terms(unit.text)})
+        document_frequency.update({stem for stem, _, _ in terms(unit.text)})
     counts: Counter[str] = Counter()
+    conjugated: Counter[str] = Counter()
     surfaces: dict[str, Counter[str]] = {}
     order: dict[str, int] = {}
-    for stem, word in terms(evidence_text):
+    for stem, word, after_subject in terms(evidence_text):
         counts[stem] += 1
+        conjugated[stem] += after_subject
         surfaces.setdefault(stem, Counter())[word] += 1
         order.setdefault(stem, len(order))
     total = max(len(units), 1)
     # French infinitives ("préparer") name the action, rarely the subject: nouns make better tags.
     verb_like = {
-        stem for stem, forms in surfaces.items() if lang == "fr" and _is_infinitive(forms.most_common(1)[0][0])
+        stem
+        for stem, forms in surfaces.items()
+        if (lang == "fr" and _is_infinitive(forms.most_common(1)[0][0])) or 2 * conjugated[stem] >= counts[stem]
     }
     scores = {
         stem: count * (math.log((total + 1) / (document_frequency[stem] + 1)) + 1) for stem, count in counts.items()

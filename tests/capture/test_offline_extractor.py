@@ -402,3 +402,13 @@ def test_evaluation_runs_end_to_end_on_a_tiny_data_folder(
     assert plain["coverage"] == 0.5
     whole = report["systems"]["whole lesson text"]
     assert whole["coverage"] == 1.0 and 0 < whole["rouge_l_f1"] < 1
+
+
+def test_tags_name_the_subject_not_counts_or_the_verbs_said_after_on(use: Embedder) -> None:
+    text = (
+        "# Cercle emballage\n\nKarim : astuce, on prépare le kit de joints complet la veille du changement de format, "
+        "sinon on perd vingt minutes.\n"
+    )
+    [draft] = CueExtractor(embedder=use).extract(make_note(text, (KARIM,), "fr")).drafts
+    assert "kit" in draft.tags
+    assert not {"vingt", "perd", "prépare"} & set(draft.tags), draft.tags
