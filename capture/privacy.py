@@ -171,7 +171,11 @@ class PresidioPiiDetector:
             results = analyzer.analyze(
                 text=text, language=language, entities=list(_FROM_PRESIDIO), score_threshold=self.score_threshold
             )
-        lemmas = analyzer.nlp_engine.nlp["fr"].get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
+        lemmas = (
+            analyzer.nlp_engine.nlp["fr"].get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
+            if language == "fr"
+            else None
+        )
         candidates = [(_FROM_PRESIDIO[r.entity_type], r.start, r.end) for r in results]
         candidates.extend(("PERSON", start, end) for start, end in _participant_mentions(text, participants))
         known = {w for name in participants for w in _name_words(name)}
@@ -184,7 +188,12 @@ class PresidioPiiDetector:
             if entity == "PERSON" and not any(len(w) > 1 and w[0].isupper() for w in text[start:end].split()):
                 continue  # a lone letter or a lowercase word is not a name the reader could recognise
             participant = entity == "PERSON" and bool(words) and all(w in known for w in words)
-            if entity == "PERSON" and not participant and language == "fr" and _opening_verb(text, start, end, lemmas):
+            if (
+                entity == "PERSON"
+                and not participant
+                and lemmas is not None
+                and _opening_verb(text, start, end, lemmas)
+            ):
                 continue
             kept.append(PiiFinding(field, entity, start, end, text[start:end], participant))
         return sorted(kept, key=lambda f: f.start)

@@ -193,12 +193,13 @@ _SPEAKER_PREFIX = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"«“(\[]?[A-ZÀ-ÖØ-Þ0-9])")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 _TAG_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-# Counts say how much, never what about; a word right after a subject pronoun is the verb ("on perd").
+# Counts say how much, never what about: never tags.
 _NUMBER_WORDS = frozenset(
     """deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt vingts trente
     quarante cinquante soixante cent cents mille one two three four five six seven eight nine ten eleven twelve
     twenty thirty forty fifty sixty hundred hundreds thousand""".split()
 )
+# A word right after a subject pronoun is the verb ("on perd").
 _SUBJECT_PRONOUNS = frozenset("on je il elle nous vous ils elles we they you".split())
 
 # Words that signal a practice but say nothing of its subject: never tags.
@@ -850,7 +851,8 @@ def _tags(
         surfaces.setdefault(stem, Counter())[word] += 1
         order.setdefault(stem, len(order))
     total = max(len(units), 1)
-    # French infinitives ("préparer") name the action, rarely the subject: nouns make better tags.
+    # Verbs (French infinitives, words said after a subject pronoun) name the action, rarely the subject: nouns
+    # make better tags.
     verb_like = {
         stem
         for stem, forms in surfaces.items()

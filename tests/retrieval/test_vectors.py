@@ -154,10 +154,11 @@ libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 libc.free(libc.malloc(4 << 20))
 MARKER = b"Dubreuil-private-note-"
+SIZES = (150_000, 180_000, 200_000, 250_000, 400_000, 800_000)
 
 def dirty():
-    blocks = [libc.malloc(size) for size in (150_000, 180_000, 200_000, 250_000, 400_000, 800_000)]
-    for block, size in zip(blocks, (150_000, 180_000, 200_000, 250_000, 400_000, 800_000)):
+    blocks = [libc.malloc(size) for size in SIZES]
+    for block, size in zip(blocks, SIZES):
         ctypes.memmove(block, (MARKER * (size // len(MARKER) + 1))[:size], size)
     for block in blocks:
         libc.free(block)
